@@ -1,0 +1,112 @@
+using Hive.Controller.Sandboxes.Store;
+
+namespace Hive.Controller.Api;
+
+/// <summary>Response shapes of seed 003 (snake_case on the wire). Extra fields only add to the documented ones.</summary>
+internal static class SandboxViews
+{
+    public static SandboxDetail Detail(SandboxRecord record, DateTimeOffset now, LiveUsage? usage = null) => new(
+        record.Name,
+        record.Status,
+        record.Config.Image,
+        Iso(record.CreatedAt),
+        UptimeSeconds(record, now),
+        new NetworkView(record.Config.Network, record.Ip),
+        new LimitsView(record.Config.Memory, record.Config.Cpus, record.Config.Pids),
+        Iso(record.ExpiresAt),
+        TtlSeconds(record, now),
+        record.CommandsExecuted,
+        record.Error,
+        usage);
+
+    public static SandboxSummary Summary(SandboxRecord record, DateTimeOffset now) => new(
+        record.Name,
+        record.Status,
+        record.Config.Image,
+        UptimeSeconds(record, now),
+        TtlSeconds(record, now),
+        record.Config.Memory,
+        record.Config.Cpus,
+        record.Config.Pids,
+        record.CommandsExecuted,
+        record.Config.Network,
+        Iso(record.CreatedAt),
+        Iso(record.ExpiresAt),
+        record.Error);
+
+    private static long UptimeSeconds(SandboxRecord record, DateTimeOffset now) => Math.Max(0, (long)(now - record.CreatedAt).TotalSeconds);
+
+    private static long TtlSeconds(SandboxRecord record, DateTimeOffset now) => Math.Max(0, (long)Math.Ceiling((record.ExpiresAt - now).TotalSeconds));
+
+    private static string Iso(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
+}
+
+internal sealed record NetworkView(string Mode, string? Ip);
+
+internal sealed record LimitsView(string Memory, double Cpus, int Pids);
+
+internal sealed record LiveUsage(ulong MemoryUsageBytes, ulong CpuUsageNs, uint PidsCurrent, ulong OomKills);
+
+internal sealed record SandboxDetail(
+    string Id,
+    string Status,
+    string Image,
+    string CreatedAt,
+    long UptimeSeconds,
+    NetworkView Network,
+    LimitsView Limits,
+    string ExpiresAt,
+    long TtlSeconds,
+    long CommandsExecuted,
+    string? Error,
+    LiveUsage? Usage);
+
+internal sealed record SandboxSummary(
+    string Id,
+    string Status,
+    string Image,
+    long UptimeSeconds,
+    long TtlSeconds,
+    string Memory,
+    double Cpus,
+    int Pids,
+    long CommandsExecuted,
+    string Network,
+    string CreatedAt,
+    string ExpiresAt,
+    string? Error);
+
+internal sealed record SandboxList(IReadOnlyList<SandboxSummary> Sandboxes, int Total);
+
+internal sealed record DestroyedView(string Id, string Status);
+
+internal sealed record ExecRequestBody
+{
+    public string? Command { get; init; }
+
+    /// <summary>Seconds; 0 (default) = no timeout.</summary>
+    public double? Timeout { get; init; }
+
+    public string? Cwd { get; init; }
+
+    public Dictionary<string, string>? Env { get; init; }
+
+    public string? Stdin { get; init; }
+}
+
+internal sealed record ExecResult(
+    int ExitCode,
+    string Stdout,
+    string Stderr,
+    long DurationMs,
+    bool TimedOut,
+    bool OomKilled,
+    int? Signal,
+    bool StdoutTruncated,
+    bool StderrTruncated);
+
+internal sealed record FileWritten(string Path, ulong Size);
+
+internal sealed record FileEntryView(string Name, string Path, string EntryType, ulong? Size);
+
+internal sealed record FileListView(string Path, IReadOnlyList<FileEntryView> Entries, int Total, bool Truncated);

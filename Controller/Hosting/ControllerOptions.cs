@@ -1,0 +1,41 @@
+namespace Hive.Controller.Hosting;
+
+/// <summary>Controller settings; every one has a flag and an environment variable (see <see cref="ControllerOptionsParser"/>).</summary>
+internal sealed record ControllerOptions
+{
+    /// <summary>Bearer key for /api/*. Null = no auth, and then the Controller only listens on loopback.</summary>
+    public string? ApiKey { get; init; }
+
+    /// <summary>TCP port of the REST API. Default 7070.</summary>
+    public int Port { get; init; } = 7070;
+
+    /// <summary>Listen address. Default 127.0.0.1 without an API key, 0.0.0.0 with one.</summary>
+    public string? Host { get; init; }
+
+    /// <summary>State root: SQLite database and one directory per sandbox. Default /var/lib/hive.</summary>
+    public string DataDir { get; init; } = "/var/lib/hive";
+
+    /// <summary>Where images live: &lt;dir&gt;/&lt;name&gt;/{rootfs,image.json}. Default /var/cache/hive/images.</summary>
+    public string ImageDir { get; init; } = "/var/cache/hive/images";
+
+    /// <summary>The hive-sbxd executable. Default: ../sbxd/hive-sbxd next to the Controller.</summary>
+    public string SbxdPath { get; init; } = string.Empty;
+
+    /// <summary>The agent bundle directory bind-mounted at /.hive. Default: ../agent-bundle next to the Controller.</summary>
+    public string AgentBundle { get; init; } = string.Empty;
+
+    /// <summary>How often expired sandboxes are looked for. Default 5 s.</summary>
+    public TimeSpan ReaperInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How often every sandbox's Sbxd is health-checked. Default 5 s.</summary>
+    public TimeSpan MonitorInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long create may take before it fails. Default 60 s.</summary>
+    public TimeSpan CreateTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    public string EffectiveHost => Host ?? (ApiKey is null ? "127.0.0.1" : "0.0.0.0");
+
+    public string SandboxesDir => Path.Combine(DataDir, "sandboxes");
+
+    public string DatabasePath => Path.Combine(DataDir, "hive.db");
+}

@@ -1,0 +1,124 @@
+using System.Globalization;
+
+namespace Hive.Controller.Hosting;
+
+/// <summary>
+/// Reads options from flags (<c>--api-key K</c> or <c>--api-key=K</c>) over environment variables
+/// over defaults, and reports every problem at once.
+/// </summary>
+internal static class ControllerOptionsParser
+{
+    public const string Usage = """
+        hive-controller — the Hive REST API, dashboard and sandbox supervisor.
+
+        Options (flag, environment variable, default):
+          --api-key KEY       HIVEBOX_API_KEY      none: no auth, listen on 127.0.0.1 only
+          --port N            HIVEBOX_PORT         7070
+          --host ADDR         HIVEBOX_HOST         127.0.0.1 without a key, 0.0.0.0 with one
+          --data-dir DIR      HIVE_DATA_DIR        /var/lib/hive
+          --image-dir DIR     HIVE_IMAGE_DIR       /var/cache/hive/images
+          --sbxd PATH         HIVE_SBXD_PATH       ../sbxd/hive-sbxd next to this program
+          --agent-bundle DIR  HIVE_AGENT_BUNDLE    ../agent-bundle next to this program
+          --reaper-interval S HIVE_REAPER_INTERVAL 5 (seconds)
+          -h, --help
+        """;
+
+    public static (ControllerOptions? Options, IReadOnlyList<string> Errors, bool Help) Parse(
+        IReadOnlyList<string> args, Func<string, string?> env, string baseDirectory)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        var errors = new List<string>();
+        string[] known = ["api-key", "port", "host", "data-dir", "image-dir", "sbxd", "agent-bundle", "reaper-interval"];
+        for (var i = 0; i < args.Count; i++)
+        {
+            var arg = args[i];
+            if (arg is "-h" or "--help")
+            {
+                return (null, [], true);
+            }
+
+            if (!arg.StartsWith("--", StringComparison.Ordinal))
+            {
+                errors.Add($"unexpected argument '{arg}'");
+                continue;
+            }
+
+            var name = arg[2..];
+            string? value = null;
+            var eq = name.IndexOf('=', StringComparison.Ordinal);
+            if (eq >= 0)
+            {
+                value = name[(eq + 1)..];
+                name = name[..eq];
+            }
+
+            if (!known.Contains(name))
+            {
+                errors.Add($"unknown option '--{name}'");
+                continue;
+            }
+
+            if (value is null)
+            {
+                if (i + 1 >= args.Count)
+                {
+                    errors.Add($"option '--{name}' needs a value");
+                    continue;
+                }
+
+                value = args[++i];
+            }
+
+            values[name] = value;
+        }
+
+        string? Get(string flag, string variable) =>
+            values.TryGetValue(flag, out var v) ? v : env(variable) is { Length: > 0 } e ? e : null;
+
+        var options = new ControllerOptions
+        {
+            ApiKey = Get("api-key", "HIVEBOX_API_KEY"),
+            Host = Get("host", "HIVEBOX_HOST"),
+            DataDir = Path.GetFullPath(Get("data-dir", "HIVE_DATA_DIR") ?? "/var/lib/hive"),
+            ImageDir = Path.GetFullPath(Get("image-dir", "HIVE_IMAGE_DIR") ?? "/var/cache/hive/images"),
+            SbxdPath = Path.GetFullPath(Get("sbxd", "HIVE_SBXD_PATH") ?? Path.Combine(baseDirectory, "..", "sbxd", "hive-sbxd")),
+            AgentBundle = Path.GetFullPath(Get("agent-bundle", "HIVE_AGENT_BUNDLE") ?? Path.Combine(baseDirectory, "..", "agent-bundle")),
+        };
+
+        if (Get("port", "HIVEBOX_PORT") is { } port)
+        {
+            if (int.TryParse(port, NumberStyles.None, CultureInfo.InvariantCulture, out var p) && p is >= 0 and <= 65535)
+            {
+                options = options with { Port = p };
+            }
+            else
+            {
+                errors.Add($"--port: '{port}' is not a port number (0-65535)");
+            }
+        }
+
+        if (Get("reaper-interval", "HIVE_REAPER_INTERVAL") is { } interval)
+        {
+            if (double.TryParse(interval, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s is > 0 and <= 3600)
+            {
+                options = options with { ReaperInterval = TimeSpan.FromSeconds(s) };
+            }
+            else
+            {
+                errors.Add($"--reaper-interval: '{interval}' is not a number of seconds in (0, 3600]");
+            }
+        }
+
+        if (options.ApiKey is { Length: < 8 })
+        {
+            errors.Add("--api-key: must be at least 8 characters");
+        }
+
+        if (options.Host is { } host && !System.Net.IPAddress.TryParse(host, out _))
+        {
+            errors.Add($"--host: '{host}' is not an IP address");
+        }
+
+        return (errors.Count == 0 ? options : null, errors, false);
+    }
+}

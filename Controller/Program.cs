@@ -1,0 +1,86 @@
+using System.Net;
+using Hive.Controller.Api;
+using Hive.Controller.Hosting;
+using Hive.Controller.Images;
+using Hive.Controller.Sandboxes;
+using Hive.Controller.Sandboxes.Sbxd;
+using Hive.Controller.Sandboxes.Store;
+
+var (options, errors, help) = ControllerOptionsParser.Parse(args, Environment.GetEnvironmentVariable, AppContext.BaseDirectory);
+if (help)
+{
+    Console.Out.WriteLine(ControllerOptionsParser.Usage);
+    return 0;
+}
+
+if (options is null)
+{
+    foreach (var error in errors)
+    {
+        Console.Error.WriteLine("hive-controller: " + error);
+    }
+
+    Console.Error.WriteLine("Run 'hive-controller --help' for the options.");
+    return 2;
+}
+
+Directory.CreateDirectory(options.DataDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+Directory.CreateDirectory(options.SandboxesDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+
+var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+builder.Logging.ClearProviders();
+builder.Logging.AddSimpleConsole(o =>
+{
+    o.SingleLine = true;
+    o.TimestampFormat = "HH:mm:ss ";
+});
+builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Warning);
+builder.WebHost.ConfigureKestrel(kestrel =>
+{
+    kestrel.AddServerHeader = false;
+    kestrel.Limits.MaxRequestBodySize = 1024 * 1024; // JSON bodies; file uploads lift it per request
+    kestrel.Listen(IPAddress.Parse(options.EffectiveHost), options.Port);
+});
+
+builder.Services.AddSingleton(options);
+builder.Services.AddSingleton(TimeProvider.System);
+builder.Services.AddSingleton<HostFacts>();
+builder.Services.AddSingleton(sp => new SandboxStore(options.DatabasePath, sp.GetRequiredService<TimeProvider>()));
+builder.Services.AddSingleton<ImageCatalog>();
+builder.Services.AddSingleton<SbxdLauncher>();
+builder.Services.AddSingleton<SbxdClients>();
+builder.Services.AddSingleton<SandboxManager>();
+builder.Services.AddHostedService<SandboxSupervisor>();
+builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+
+var app = builder.Build();
+app.UseJsonErrors();
+app.UseApiKey(options.ApiKey);
+app.UseJsonStatusPages();
+
+app.MapGet("/healthz", () => Results.Text("ok"));
+app.MapSandboxEndpoints();
+app.MapExecEndpoints();
+app.MapFileEndpoints();
+
+var startup = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Hive.Controller");
+try
+{
+    await app.StartAsync();
+}
+catch (IOException ex)
+{
+    Console.Error.WriteLine($"hive-controller: cannot listen on {options.EffectiveHost}:{options.Port}: {ex.Message}");
+    return 1;
+}
+
+var port = new Uri(app.Urls.First()).Port;
+Startup.LogListening(startup, options.EffectiveHost, port, options.DataDir);
+if (options.ApiKey is null)
+{
+    Startup.LogNoApiKey(startup);
+}
+
+await app.WaitForShutdownAsync();
+return 0;

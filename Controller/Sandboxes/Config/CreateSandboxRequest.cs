@@ -1,0 +1,42 @@
+using System.Text.Json;
+
+namespace Hive.Controller.Sandboxes.Config;
+
+/// <summary>The body of <c>POST/PUT /api/v1/hiveboxes</c> as sent (seed 003 fields, all optional).</summary>
+internal sealed record CreateSandboxRequest
+{
+    public static readonly CreateSandboxRequest Empty = new();
+
+    public string? Name { get; init; }
+
+    public string? Image { get; init; }
+
+    /// <summary>"512m"-style string or a number of bytes.</summary>
+    public JsonElement? Memory { get; init; }
+
+    public double? Cpus { get; init; }
+
+    public long? Pids { get; init; }
+
+    public string? Network { get; init; }
+
+    public long? Timeout { get; init; }
+
+    public List<string>? Skills { get; init; }
+
+    public JsonElement? CustomMcps { get; init; }
+
+    public string? LlmBaseUrl { get; init; }
+
+    public string? LlmApiKey { get; init; }
+
+    public string? LlmModel { get; init; }
+
+    public Dictionary<string, string>? Env { get; init; }
+
+    /// <summary>Workspace mounts (SbxFuse); rejected until that component is installed.</summary>
+    public JsonElement? Fs { get; init; }
+
+    /// <summary>Egress rules (SbxProxy); rejected until that component is installed.</summary>
+    public JsonElement? Egress { get; init; }
+}

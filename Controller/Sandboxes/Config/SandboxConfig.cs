@@ -1,0 +1,35 @@
+using System.Text.Json;
+
+namespace Hive.Controller.Sandboxes.Config;
+
+/// <summary>A validated, normalized sandbox configuration (what a create request means). Persisted as JSON.</summary>
+internal sealed record SandboxConfig
+{
+    public required string Name { get; init; }
+
+    public string Image { get; init; } = "base";
+
+    public long MemoryBytes { get; init; } = 512L << 20;
+
+    public double Cpus { get; init; } = 1.0;
+
+    public int Pids { get; init; } = 128;
+
+    public string Network { get; init; } = "none";
+
+    public int TimeoutSeconds { get; init; } = 3600;
+
+    public IReadOnlyDictionary<string, string> Env { get; init; } = new Dictionary<string, string>();
+
+    public IReadOnlyList<string>? Skills { get; init; }
+
+    public JsonElement? CustomMcps { get; init; }
+
+    public string? LlmBaseUrl { get; init; }
+
+    public string? LlmApiKey { get; init; }
+
+    public string? LlmModel { get; init; }
+
+    public string Memory => MemorySize.Format(MemoryBytes);
+}

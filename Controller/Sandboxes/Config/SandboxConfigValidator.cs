@@ -1,0 +1,186 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Hive.Controller.Api;
+
+namespace Hive.Controller.Sandboxes.Config;
+
+/// <summary>
+/// Turns a create request into a <see cref="SandboxConfig"/>, applying the seed's defaults and
+/// rejecting anything out of range with a 400 that names every problem.
+/// </summary>
+internal static partial class SandboxConfigValidator
+{
+    public const long MinMemoryBytes = 32L << 20;
+    public const int MaxTimeoutSeconds = 86400;
+    public const int MinPids = 8;
+    public const int MaxPids = 32768;
+
+    /// <summary>The name rule of DESIGN.md; checked before a name touches a path, cgroup, interface or unit.</summary>
+    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,62}$", RegexOptions.CultureInvariant)]
+    public static partial Regex NamePattern();
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,127}$", RegexOptions.CultureInvariant)]
+    private static partial Regex ImagePattern();
+
+    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]{0,255}$", RegexOptions.CultureInvariant)]
+    private static partial Regex EnvNamePattern();
+
+    public static bool IsValidName(string name) => NamePattern().IsMatch(name) && !name.Contains("..", StringComparison.Ordinal);
+
+    public static string NameError(string name) =>
+        $"invalid sandbox name '{Truncate(name)}': use 1-63 characters a-z, 0-9, '.', '_', '-', starting with a letter or digit";
+
+    public static SandboxConfig Validate(CreateSandboxRequest request, string? pathName, long hostMemoryBytes, int hostCpus)
+    {
+        var errors = new List<string>();
+        var name = request.Name ?? pathName ?? RandomName();
+        if (pathName is not null && request.Name is not null && request.Name != pathName)
+        {
+            errors.Add($"name in the body ('{Truncate(request.Name)}') differs from the name in the path ('{Truncate(pathName)}')");
+        }
+
+        if (!IsValidName(name))
+        {
+            errors.Add(NameError(name));
+        }
+
+        var image = request.Image ?? "base";
+        if (!ImagePattern().IsMatch(image))
+        {
+            errors.Add($"invalid image name '{Truncate(image)}'");
+        }
+
+        long memory = 512L << 20;
+        if (request.Memory is { } m)
+        {
+            if (!TryReadMemory(m, out memory))
+            {
+                errors.Add($"invalid memory '{Truncate(m.ToString())}': use a size like \"512m\" or \"1g\"");
+            }
+            else if (memory < MinMemoryBytes || memory > hostMemoryBytes)
+            {
+                errors.Add($"memory must be between {MemorySize.Format(MinMemoryBytes)} and {MemorySize.Format(hostMemoryBytes)} (the host's memory)");
+            }
+        }
+
+        var cpus = request.Cpus ?? 1.0;
+        if (!double.IsFinite(cpus) || cpus < 0.01 || cpus > hostCpus)
+        {
+            errors.Add($"cpus must be between 0.01 and {hostCpus} (the host's cores)");
+        }
+
+        var pids = request.Pids ?? 128;
+        if (pids is < MinPids or > MaxPids)
+        {
+            errors.Add($"pids must be between {MinPids} and {MaxPids}");
+        }
+
+        var network = request.Network ?? "none";
+        switch (network)
+        {
+            case "none":
+                break;
+            case "isolated" or "shared":
+                errors.Add($"network mode '{network}' is not available yet: this Controller runs without the egress proxy, only 'none' is supported");
+                break;
+            default:
+                errors.Add($"invalid network '{Truncate(network)}': use none, isolated or shared");
+                break;
+        }
+
+        var timeout = request.Timeout ?? 3600;
+        if (timeout is < 1 or > MaxTimeoutSeconds)
+        {
+            errors.Add($"timeout must be between 1 and {MaxTimeoutSeconds} seconds");
+        }
+
+        var env = request.Env ?? [];
+        foreach (var (key, value) in env)
+        {
+            if (!EnvNamePattern().IsMatch(key) || value.Contains('\0', StringComparison.Ordinal))
+            {
+                errors.Add($"invalid environment variable '{Truncate(key)}'");
+            }
+        }
+
+        if (request.Fs is { ValueKind: not JsonValueKind.Null })
+        {
+            errors.Add("'fs' mounts are not available yet: this Controller runs without SbxFuse");
+        }
+
+        if (request.Egress is { ValueKind: not JsonValueKind.Null })
+        {
+            errors.Add("'egress' rules are not available yet: this Controller runs without SbxProxy");
+        }
+
+        if (request.CustomMcps is { ValueKind: not (JsonValueKind.Object or JsonValueKind.Null) })
+        {
+            errors.Add("custom_mcps must be an object");
+        }
+
+        if (request.Skills?.Any(s => !NamePattern().IsMatch(s)) == true)
+        {
+            errors.Add("skills must be names like \"pdf\"");
+        }
+
+        if (errors.Count > 0)
+        {
+            throw ApiException.BadRequest(string.Join("; ", errors));
+        }
+
+        return new SandboxConfig
+        {
+            Name = name,
+            Image = image,
+            MemoryBytes = memory,
+            Cpus = Math.Round(cpus, 3),
+            Pids = (int)pids,
+            Network = network,
+            TimeoutSeconds = (int)timeout,
+            Env = env,
+            Skills = request.Skills,
+            CustomMcps = request.CustomMcps,
+            LlmBaseUrl = request.LlmBaseUrl,
+            LlmApiKey = request.LlmApiKey,
+            LlmModel = request.LlmModel,
+        };
+    }
+
+    /// <summary>Lists the fields an explicit request sets differently from an existing sandbox (get-or-create).</summary>
+    public static IReadOnlyList<string> Differences(CreateSandboxRequest request, SandboxConfig requested, SandboxConfig existing)
+    {
+        var diffs = new List<string>();
+        void Check(bool given, string field, object a, object b)
+        {
+            if (given && !Equals(a, b))
+            {
+                diffs.Add($"{field} is {b}, requested {a}");
+            }
+        }
+
+        Check(request.Image is not null, "image", requested.Image, existing.Image);
+        Check(request.Memory is not null, "memory", requested.Memory, existing.Memory);
+        Check(request.Cpus is not null, "cpus", requested.Cpus, existing.Cpus);
+        Check(request.Pids is not null, "pids", requested.Pids, existing.Pids);
+        Check(request.Network is not null, "network", requested.Network, existing.Network);
+        Check(request.Timeout is not null, "timeout", requested.TimeoutSeconds, existing.TimeoutSeconds);
+        return diffs;
+    }
+
+    private static bool TryReadMemory(JsonElement element, out long bytes)
+    {
+        bytes = 0;
+        return element.ValueKind switch
+        {
+            JsonValueKind.String => MemorySize.TryParse(element.GetString()!, out bytes),
+            JsonValueKind.Number => element.TryGetInt64(out bytes) && bytes > 0,
+            _ => false,
+        };
+    }
+
+    private static string RandomName() => "hb-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(5));
+
+    private static string Truncate(string s) => s.Length <= 70 ? s : s[..70].ToString(CultureInfo.InvariantCulture) + "…";
+}

@@ -1,0 +1,338 @@
+using System.Collections.Concurrent;
+using Hive.Controller.Api;
+using Hive.Controller.Hosting;
+using Hive.Controller.Images;
+using Hive.Controller.Sandboxes.Config;
+using Hive.Controller.Sandboxes.Sbxd;
+using Hive.Controller.Sandboxes.Store;
+using Hive.Protos.V1;
+using Hive.Wire;
+
+namespace Hive.Controller.Sandboxes;
+
+/// <summary>
+/// Creates, recovers and destroys sandboxes. One lock per name serialises lifecycle changes of a
+/// sandbox; operations on different sandboxes run in parallel.
+/// </summary>
+/// <remarks>
+/// <code>
+/// create:  row(creating) → state dir + spec.pb → Sbxd (setsid) → poll GetStatus → row(running)
+/// recover: GetStatus fails and no Sbxd process → start Sbxd again (it re-adopts the container)
+/// destroy: row(destroying) → Sbxd.Destroy (or `hive-sbxd --destroy` if Sbxd is gone) → row deleted
+/// </code>
+/// </remarks>
+internal sealed partial class SandboxManager(
+    SandboxStore store,
+    SbxdLauncher launcher,
+    SbxdClients clients,
+    ImageCatalog images,
+    HostFacts host,
+    ControllerOptions options,
+    TimeProvider time,
+    ILogger<SandboxManager> logger)
+{
+    private static readonly TimeSpan StatusTimeout = TimeSpan.FromSeconds(3);
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new(StringComparer.Ordinal);
+
+    public async Task<(SandboxRecord Record, bool Created)> CreateAsync(CreateSandboxRequest request, string? pathName, bool getOrCreate)
+    {
+        if (pathName is not null && !SandboxConfigValidator.IsValidName(pathName))
+        {
+            throw ApiException.BadRequest(SandboxConfigValidator.NameError(pathName));
+        }
+
+        var config = SandboxConfigValidator.Validate(request, pathName, host.MemoryBytes, host.Cpus);
+        using var held = await LockAsync(config.Name);
+        if (store.Find(config.Name) is { } existing)
+        {
+            if (!getOrCreate)
+            {
+                throw ApiException.Conflict($"sandbox '{config.Name}' already exists");
+            }
+
+            var diffs = SandboxConfigValidator.Differences(request, config, existing.Config);
+            if (diffs.Count > 0)
+            {
+                throw ApiException.Conflict($"sandbox '{config.Name}' exists with a different configuration: {string.Join("; ", diffs)}");
+            }
+
+            return (existing, false);
+        }
+
+        var rootfs = images.ResolveRootfs(config.Image);
+        var now = time.GetUtcNow();
+        var record = new SandboxRecord
+        {
+            Config = config,
+            Status = LifecycleStatus.Creating,
+            CreatedAt = now,
+            ExpiresAt = now.AddSeconds(config.TimeoutSeconds),
+        };
+        if (!store.TryInsert(record))
+        {
+            throw ApiException.Conflict($"sandbox '{config.Name}' already exists");
+        }
+
+        try
+        {
+            // A leftover state dir without a row is debris of a crash: clear it before reuse.
+            if (Directory.Exists(launcher.StateDir(config.Name)))
+            {
+                await TearDownAsync(config.Name, CancellationToken.None);
+            }
+
+            launcher.WriteSpec(config, rootfs, now);
+            using var timeout = new CancellationTokenSource(options.CreateTimeout);
+            await launcher.StartAsync(config.Name, timeout.Token);
+            var status = await WaitRunningAsync(config.Name, timeout.Token);
+            record = record with { Status = LifecycleStatus.Running, Ip = string.IsNullOrEmpty(status.Ip) ? null : status.Ip };
+            store.Update(record);
+            LogCreated(logger, config.Name, config.Memory, config.Cpus, config.Pids);
+            return (record, true);
+        }
+        catch (Exception ex)
+        {
+            LogCreateFailed(logger, config.Name, ex.Message);
+            try
+            {
+                await TearDownAsync(config.Name, CancellationToken.None);
+            }
+            catch (Exception cleanup)
+            {
+                LogCleanupFailed(logger, config.Name, cleanup.Message);
+            }
+
+            store.Delete(config.Name);
+            throw new ApiException(StatusCodes.Status500InternalServerError, $"failed to create sandbox '{config.Name}': {ex.Message}");
+        }
+    }
+
+    public async Task DestroyAsync(string name)
+    {
+        using var held = await LockAsync(name);
+        var record = store.Get(name);
+        store.SetStatus(name, LifecycleStatus.Destroying, null);
+        try
+        {
+            await TearDownAsync(name, CancellationToken.None);
+        }
+        catch (Exception ex)
+        {
+            store.SetStatus(name, LifecycleStatus.Failed, "destroy failed: " + ex.Message);
+            throw new ApiException(StatusCodes.Status500InternalServerError, $"failed to destroy sandbox '{name}': {ex.Message}");
+        }
+
+        store.Delete(name);
+        LogDestroyed(logger, name, record.Status);
+    }
+
+    /// <summary>
+    /// Runs a call against the sandbox's Sbxd; if Sbxd is unreachable and its process is gone, it is
+    /// restarted (re-adopting the container) and the call retried once.
+    /// </summary>
+    public async Task<T> CallAsync<T>(string name, Func<SbxdClients, Task<T>> call)
+    {
+        var record = store.Get(name);
+        if (record.Status is LifecycleStatus.Creating or LifecycleStatus.Destroying)
+        {
+            throw ApiException.Conflict($"sandbox '{name}' is {record.Status}");
+        }
+
+        try
+        {
+            return await call(clients);
+        }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable && launcher.LivePid(name) is null)
+        {
+            await RecoverAsync(name, CancellationToken.None);
+            return await call(clients);
+        }
+    }
+
+    /// <summary>Checks one sandbox's Sbxd and restarts it if its process is gone. Returns the live status, if any.</summary>
+    public async Task<Protos.V1.SandboxStatus?> CheckAsync(string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var status = await clients.GetStatusAsync(name, StatusTimeout, cancellationToken);
+            Reflect(name, status);
+            return status;
+        }
+        catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+        {
+            if (launcher.LivePid(name) is not null)
+            {
+                return null; // Alive but busy or still starting: look again next round.
+            }
+
+            await RecoverAsync(name, cancellationToken);
+            return null;
+        }
+    }
+
+    private async Task RecoverAsync(string name, CancellationToken cancellationToken)
+    {
+        using var held = await LockAsync(name);
+        if (store.Find(name) is not { Status: LifecycleStatus.Running or LifecycleStatus.Failed })
+        {
+            return;
+        }
+
+        if (launcher.LivePid(name) is not null)
+        {
+            return; // Someone else restarted it while we waited for the lock.
+        }
+
+        LogRecovering(logger, name);
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(options.CreateTimeout);
+            clients.Forget(name);
+            await launcher.StartAsync(name, timeout.Token);
+            var status = await WaitRunningAsync(name, timeout.Token);
+            Reflect(name, status);
+            LogRecovered(logger, name);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            store.SetStatus(name, LifecycleStatus.Failed, "Sbxd stopped and could not be restarted: " + ex.Message);
+            LogRecoverFailed(logger, name, ex.Message);
+        }
+    }
+
+    private void Reflect(string name, Protos.V1.SandboxStatus status)
+    {
+        var current = store.Find(name);
+        if (current is null || current.Status is LifecycleStatus.Creating or LifecycleStatus.Destroying)
+        {
+            return;
+        }
+
+        var (state, error) = status.State switch
+        {
+            SandboxState.Running => (LifecycleStatus.Running, (string?)null),
+            SandboxState.Failed or SandboxState.Stopped => (LifecycleStatus.Failed, string.IsNullOrEmpty(status.Error) ? "container stopped" : status.Error),
+            _ => (current.Status, current.Error),
+        };
+        if (state != current.Status || error != current.Error)
+        {
+            store.SetStatus(name, state, error);
+        }
+    }
+
+    private async Task<Protos.V1.SandboxStatus> WaitRunningAsync(string name, CancellationToken cancellationToken)
+    {
+        var startedWaiting = time.GetUtcNow();
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                var status = await clients.GetStatusAsync(name, StatusTimeout, cancellationToken);
+                switch (status.State)
+                {
+                    case SandboxState.Running:
+                        return status;
+                    case SandboxState.Failed or SandboxState.Stopped:
+                        throw new InvalidOperationException(string.IsNullOrEmpty(status.Error) ? "sandbox failed to start" : status.Error);
+                }
+            }
+            catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+            {
+                // Not listening yet; but if Sbxd already died, say why instead of waiting for the timeout.
+                if (time.GetUtcNow() - startedWaiting > TimeSpan.FromSeconds(3) && launcher.LivePid(name) is null
+                    && File.Exists(Path.Combine(launcher.StateDir(name), "sbxd.pid")))
+                {
+                    throw new InvalidOperationException("Sbxd exited: " + launcher.LogTail(name));
+                }
+            }
+
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(50), time, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                throw new TimeoutException($"sandbox did not become ready in {options.CreateTimeout.TotalSeconds:0}s; Sbxd log: {launcher.LogTail(name)}");
+            }
+        }
+    }
+
+    private async Task TearDownAsync(string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await clients.DestroyAsync(name, TimeSpan.FromSeconds(90), cancellationToken);
+        }
+        catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.Internal or StatusCode.Cancelled)
+        {
+            // Sbxd is gone (or went away while exiting after the reply): clean up in the foreground.
+        }
+        finally
+        {
+            clients.Forget(name);
+        }
+
+        await WaitForExitAsync(name, TimeSpan.FromSeconds(10));
+        if (Directory.Exists(launcher.StateDir(name)) && !await launcher.RunDestroyAsync(name, cancellationToken))
+        {
+            throw new InvalidOperationException("teardown incomplete: " + launcher.LogTail(name));
+        }
+
+        if (Directory.Exists(launcher.StateDir(name)))
+        {
+            throw new InvalidOperationException($"state directory {launcher.StateDir(name)} still exists after teardown");
+        }
+    }
+
+    private async Task WaitForExitAsync(string name, TimeSpan timeout)
+    {
+        var deadline = time.GetUtcNow() + timeout;
+        while (launcher.LivePid(name) is not null && time.GetUtcNow() < deadline)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(20), time);
+        }
+    }
+
+    private async Task<IDisposable> LockAsync(string name)
+    {
+        var gate = _locks.GetOrAdd(name, static _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync();
+        return new Releaser(gate);
+    }
+
+    private sealed class Releaser(SemaphoreSlim gate) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                gate.Release();
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "Sandbox \"{Sandbox}\" created (memory {Memory}, cpus {Cpus}, pids {Pids})")]
+    private static partial void LogCreated(ILogger logger, string sandbox, string memory, double cpus, int pids);
+
+    [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "Sandbox \"{Sandbox}\" could not be created: {Reason}")]
+    private static partial void LogCreateFailed(ILogger logger, string sandbox, string reason);
+
+    [LoggerMessage(EventId = 302, Level = LogLevel.Error, Message = "Cleanup after failed create of \"{Sandbox}\" failed: {Reason}")]
+    private static partial void LogCleanupFailed(ILogger logger, string sandbox, string reason);
+
+    [LoggerMessage(EventId = 303, Level = LogLevel.Information, Message = "Sandbox \"{Sandbox}\" destroyed (was {Status})")]
+    private static partial void LogDestroyed(ILogger logger, string sandbox, string status);
+
+    [LoggerMessage(EventId = 304, Level = LogLevel.Warning, Message = "Sbxd of sandbox \"{Sandbox}\" is gone; restarting it")]
+    private static partial void LogRecovering(ILogger logger, string sandbox);
+
+    [LoggerMessage(EventId = 305, Level = LogLevel.Information, Message = "Sandbox \"{Sandbox}\" recovered")]
+    private static partial void LogRecovered(ILogger logger, string sandbox);
+
+    [LoggerMessage(EventId = 306, Level = LogLevel.Error, Message = "Sandbox \"{Sandbox}\" could not be recovered: {Reason}")]
+    private static partial void LogRecoverFailed(ILogger logger, string sandbox, string reason);
+}

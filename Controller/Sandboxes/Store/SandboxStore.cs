@@ -1,0 +1,189 @@
+using System.Text.Json;
+using Hive.Controller.Api;
+using Hive.Controller.Sandboxes.Config;
+using Microsoft.Data.Sqlite;
+
+namespace Hive.Controller.Sandboxes.Store;
+
+/// <summary>
+/// Sandboxes in SQLite (WAL). The database is the Controller's memory across restarts: what exists,
+/// its configuration, its expiry and counters. Live facts (pids, usage) come from Sbxd.
+/// </summary>
+internal sealed class SandboxStore
+{
+    private const int SchemaVersion = 1;
+    private readonly string _connectionString;
+    private readonly TimeProvider _time;
+
+    public SandboxStore(string databasePath, TimeProvider time)
+    {
+        _time = time;
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = databasePath,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Cache = SqliteCacheMode.Private,
+            Pooling = true,
+            DefaultTimeout = 30,
+        }.ToString();
+        Migrate();
+    }
+
+    /// <summary>Inserts a new sandbox; false if the name is taken.</summary>
+    public bool TryInsert(SandboxRecord record)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            INSERT INTO sandboxes (name, config, status, error, created_at, expires_at, commands_executed, ip)
+            VALUES ($name, $config, $status, $error, $created, $expires, $commands, $ip)
+            ON CONFLICT(name) DO NOTHING
+            """;
+        Bind(command, record);
+        return command.ExecuteNonQuery() == 1;
+    }
+
+    public void Update(SandboxRecord record)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            UPDATE sandboxes SET config = $config, status = $status, error = $error, created_at = $created,
+              expires_at = $expires, commands_executed = $commands, ip = $ip WHERE name = $name
+            """;
+        Bind(command, record);
+        command.ExecuteNonQuery();
+    }
+
+    public void SetStatus(string name, string status, string? error)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "UPDATE sandboxes SET status = $status, error = $error WHERE name = $name";
+        command.Parameters.AddWithValue("$name", name);
+        command.Parameters.AddWithValue("$status", status);
+        command.Parameters.AddWithValue("$error", (object?)error ?? DBNull.Value);
+        command.ExecuteNonQuery();
+    }
+
+    public void IncrementCommands(string name)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "UPDATE sandboxes SET commands_executed = commands_executed + 1 WHERE name = $name";
+        command.Parameters.AddWithValue("$name", name);
+        command.ExecuteNonQuery();
+    }
+
+    public bool Delete(string name)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM sandboxes WHERE name = $name";
+        command.Parameters.AddWithValue("$name", name);
+        return command.ExecuteNonQuery() == 1;
+    }
+
+    public SandboxRecord? Find(string name)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT name, config, status, error, created_at, expires_at, commands_executed, ip FROM sandboxes WHERE name = $name";
+        command.Parameters.AddWithValue("$name", name);
+        using var reader = command.ExecuteReader();
+        return reader.Read() ? Read(reader) : null;
+    }
+
+    public SandboxRecord Get(string name) => Find(name) ?? throw ApiException.SandboxNotFound(name);
+
+    public IReadOnlyList<SandboxRecord> List()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT name, config, status, error, created_at, expires_at, commands_executed, ip FROM sandboxes ORDER BY created_at, name";
+        using var reader = command.ExecuteReader();
+        var result = new List<SandboxRecord>();
+        while (reader.Read())
+        {
+            result.Add(Read(reader));
+        }
+
+        return result;
+    }
+
+    public IReadOnlyList<string> ListExpired()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT name FROM sandboxes WHERE expires_at <= $now AND status <> 'destroying'";
+        command.Parameters.AddWithValue("$now", _time.GetUtcNow().ToUnixTimeMilliseconds());
+        using var reader = command.ExecuteReader();
+        var result = new List<string>();
+        while (reader.Read())
+        {
+            result.Add(reader.GetString(0));
+        }
+
+        return result;
+    }
+
+    private static void Bind(SqliteCommand command, SandboxRecord record)
+    {
+        command.Parameters.AddWithValue("$name", record.Name);
+        command.Parameters.AddWithValue("$config", JsonSerializer.Serialize(record.Config, StoreJson.Options));
+        command.Parameters.AddWithValue("$status", record.Status);
+        command.Parameters.AddWithValue("$error", (object?)record.Error ?? DBNull.Value);
+        command.Parameters.AddWithValue("$created", record.CreatedAt.ToUnixTimeMilliseconds());
+        command.Parameters.AddWithValue("$expires", record.ExpiresAt.ToUnixTimeMilliseconds());
+        command.Parameters.AddWithValue("$commands", record.CommandsExecuted);
+        command.Parameters.AddWithValue("$ip", (object?)record.Ip ?? DBNull.Value);
+    }
+
+    private static SandboxRecord Read(SqliteDataReader reader) => new()
+    {
+        Config = JsonSerializer.Deserialize<SandboxConfig>(reader.GetString(1), StoreJson.Options)!,
+        Status = reader.GetString(2),
+        Error = reader.IsDBNull(3) ? null : reader.GetString(3),
+        CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(4)),
+        ExpiresAt = DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5)),
+        CommandsExecuted = reader.GetInt64(6),
+        Ip = reader.IsDBNull(7) ? null : reader.GetString(7),
+    };
+
+    private SqliteConnection Open()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        return connection;
+    }
+
+    private void Migrate()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = $"""
+            PRAGMA journal_mode = WAL;
+            PRAGMA synchronous = FULL;
+            CREATE TABLE IF NOT EXISTS sandboxes (
+              name TEXT PRIMARY KEY,
+              config TEXT NOT NULL,
+              status TEXT NOT NULL,
+              error TEXT,
+              created_at INTEGER NOT NULL,
+              expires_at INTEGER NOT NULL,
+              commands_executed INTEGER NOT NULL DEFAULT 0,
+              ip TEXT
+            );
+            PRAGMA user_version = {SchemaVersion};
+            """;
+        command.ExecuteNonQuery();
+    }
+}
+
+internal static class StoreJson
+{
+    public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.General)
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+    };
+}
