@@ -16,6 +16,7 @@ internal static class ApiJson
         AllowTrailingCommas = false,
         ReadCommentHandling = JsonCommentHandling.Disallow,
         MaxDepth = 32,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // readable errors; responses are application/json, never HTML
     };
 
     /// <summary>Reads a JSON body; an empty body is <paramref name="empty"/>. Errors are 400s that say where.</summary>

@@ -1,0 +1,100 @@
+using System.Diagnostics;
+
+namespace Hive.Integration.Tests;
+
+/// <summary>Host-side facts a test checks after a sandbox is gone, and small process helpers.</summary>
+internal static class Host
+{
+    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string file, params string[] args)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        var stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
+        var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>Everything of sandbox <paramref name="name"/> that still exists on the host; empty when it is fully gone.</summary>
+    public static async Task<List<string>> LeftoversAsync(string name, string stateDir)
+    {
+        var found = new List<string>();
+        foreach (var line in await File.ReadAllLinesAsync("/proc/self/mountinfo"))
+        {
+            if (line.Contains(stateDir, StringComparison.Ordinal) || line.Contains($"/netns/hive-{name} ", StringComparison.Ordinal))
+            {
+                found.Add("mount: " + line);
+            }
+        }
+
+        if (File.Exists($"/run/netns/hive-{name}"))
+        {
+            found.Add($"netns /run/netns/hive-{name}");
+        }
+
+        var (_, runcList, _) = await RunAsync("runc", "list", "-q");
+        if (runcList.Split('\n').Contains($"hive-{name}"))
+        {
+            found.Add($"runc container hive-{name}");
+        }
+
+        foreach (var controller in Directory.EnumerateDirectories("/sys/fs/cgroup"))
+        {
+            var dir = Path.Combine(controller, "hive", name);
+            if (Directory.Exists(dir))
+            {
+                found.Add("cgroup " + dir);
+            }
+        }
+
+        if (Directory.Exists(stateDir))
+        {
+            found.Add("state dir " + stateDir);
+        }
+
+        foreach (var proc in Directory.EnumerateDirectories("/proc").Where(d => int.TryParse(Path.GetFileName(d), out _)))
+        {
+            try
+            {
+                var cmdline = (await File.ReadAllTextAsync(Path.Combine(proc, "cmdline"))).Replace('\0', ' ');
+                if (cmdline.Contains(stateDir, StringComparison.Ordinal))
+                {
+                    found.Add($"process {Path.GetFileName(proc)}: {cmdline}");
+                }
+            }
+            catch (IOException)
+            {
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+
+        var (_, links, _) = await RunAsync("ip", "-o", "link", "show");
+        foreach (var link in links.Split('\n').Where(l => l.Contains($"hv-{name}", StringComparison.Ordinal)))
+        {
+            found.Add("link " + link);
+        }
+
+        return found;
+    }
+
+    public static long ReadStatusKb(int pid, string field)
+    {
+        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+        {
+            if (line.StartsWith(field + ":", StringComparison.Ordinal))
+            {
+                return long.Parse(line[(field.Length + 1)..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }
+
+        return -1;
+    }
+}

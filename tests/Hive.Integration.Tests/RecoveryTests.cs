@@ -1,0 +1,110 @@
+using System.Net;
+
+namespace Hive.Integration.Tests;
+
+/// <summary>Crashes of the Controller or of one Sbxd lose nothing; expired sandboxes are reaped completely.</summary>
+[TestFixture]
+[CancelAfter(600_000)]
+public sealed class RecoveryTests
+{
+    [Test]
+    public async Task Controller_sigkill_and_restart_readopts_running_sandboxes()
+    {
+        await using var hive = await ControllerProcess.StartAsync();
+        var name = Names.Unique("restart");
+        await hive.CreateAsync(new { name });
+        await hive.ExecAsync(name, "echo persisted > /root/note.txt; (setsid sleep 600 >/dev/null 2>&1 &)");
+        var sbxdPid = File.ReadAllText(Path.Combine(hive.StateDir(name), "sbxd.pid")).Trim();
+
+        await hive.KillAsync();
+        Assert.That(Directory.Exists($"/proc/{sbxdPid}"), Is.True, "Sbxd must outlive the Controller");
+        await hive.StartProcessAsync();
+
+        var (status, list) = await hive.SendAsync(HttpMethod.Get, "/api/v1/hiveboxes");
+        Assert.That(status, Is.EqualTo(200));
+        Assert.That(list.GetProperty("sandboxes").EnumerateArray().Select(s => s.GetProperty("id").GetString()), Does.Contain(name));
+        var note = await hive.Http.GetStringAsync($"/api/v1/hiveboxes/{name}/files?path=/root/note.txt");
+        Assert.That(note, Is.EqualTo("persisted\n"));
+        var ps = await hive.ExecAsync(name, "ps -eo comm | grep -c '^sleep$'");
+        Assert.That(ps.GetProperty("stdout").GetString()!.Trim(), Is.EqualTo("1"), "processes started before the restart keep running");
+        Assert.That(File.ReadAllText(Path.Combine(hive.StateDir(name), "sbxd.pid")).Trim(), Is.EqualTo(sbxdPid), "the same Sbxd is re-adopted");
+
+        await hive.DestroyAsync(name);
+        Assert.That(await Host.LeftoversAsync(name, hive.StateDir(name)), Is.Empty);
+    }
+
+    [Test]
+    public async Task Killed_sbxd_is_restarted_and_readopts_the_container()
+    {
+        await using var hive = await ControllerProcess.StartAsync();
+        var name = Names.Unique("sbxd");
+        await hive.CreateAsync(new { name });
+        await hive.ExecAsync(name, "echo still-here > /root/keep.txt");
+        var pidFile = Path.Combine(hive.StateDir(name), "sbxd.pid");
+        var oldPid = int.Parse(File.ReadAllText(pidFile).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+
+        var (code, _, _) = await Host.RunAsync("kill", "-KILL", oldPid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.That(code, Is.Zero);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (Directory.Exists($"/proc/{oldPid}") && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        // The next call notices, restarts Sbxd, and works — with the sandbox's files intact.
+        var exec = await hive.ExecAsync(name, "cat /root/keep.txt");
+        Assert.That(exec.GetProperty("stdout").GetString(), Is.EqualTo("still-here\n"));
+        var newPid = int.Parse(File.ReadAllText(pidFile).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.That(newPid, Is.Not.EqualTo(oldPid));
+        var (_, detail) = await hive.SendAsync(HttpMethod.Get, $"/api/v1/hiveboxes/{name}");
+        Assert.That(detail.GetProperty("status").GetString(), Is.EqualTo("running"));
+
+        await hive.DestroyAsync(name);
+        Assert.That(await Host.LeftoversAsync(name, hive.StateDir(name)), Is.Empty);
+    }
+
+    [Test]
+    public async Task Supervisor_restarts_a_killed_sbxd_without_any_request()
+    {
+        await using var hive = await ControllerProcess.StartAsync(null, null, "--reaper-interval", "1");
+        var name = Names.Unique("watch");
+        await hive.CreateAsync(new { name });
+        var pidFile = Path.Combine(hive.StateDir(name), "sbxd.pid");
+        var oldPid = File.ReadAllText(pidFile).Trim();
+        await Host.RunAsync("kill", "-KILL", oldPid);
+
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        string current = oldPid;
+        while (DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(500);
+            current = File.Exists(pidFile) ? File.ReadAllText(pidFile).Trim() : current;
+            if (current != oldPid && Directory.Exists($"/proc/{current}"))
+            {
+                break;
+            }
+        }
+
+        Assert.That(current, Is.Not.EqualTo(oldPid), "the health check must restart Sbxd on its own\n" + hive.Log);
+        await hive.DestroyAsync(name);
+    }
+
+    [Test]
+    public async Task Expired_sandboxes_are_reaped_completely()
+    {
+        await using var hive = await ControllerProcess.StartAsync(null, null, "--reaper-interval", "1");
+        var name = Names.Unique("ttl");
+        await hive.CreateAsync(new { name, timeout = 2 });
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        var status = 200;
+        while (status != 404 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(500);
+            using var response = await hive.Http.GetAsync($"/api/v1/hiveboxes/{name}");
+            status = (int)response.StatusCode;
+        }
+
+        Assert.That(status, Is.EqualTo((int)HttpStatusCode.NotFound), "the sandbox must be destroyed after its timeout\n" + hive.Log);
+        Assert.That(await Host.LeftoversAsync(name, hive.StateDir(name)), Is.Empty);
+    }
+}

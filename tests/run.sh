@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs every test suite against the built programs in $HIVE_OUT and prints one total line:
+#   N passed, N failed[, N skipped]
+# A suite that does not build or crashes counts as one failure, never as silence.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export HIVE_OUT=${HIVE_OUT:-$PWD/out}
+export HIVE_IMAGE_DIR=${HIVE_IMAGE_DIR:-${HIVE_IMAGE_CACHE:-/var/cache/hive/images}}
+export HIVE_AGENT_BUNDLE=${HIVE_AGENT_BUNDLE:-$HIVE_OUT/agent-bundle}
+results=$(mktemp -d /tmp/hive-test-results.XXXXXX)
+trap 'rm -rf "$results"' EXIT
+
+passed=0 failed=0 skipped=0
+suites=(${HIVE_TEST_SUITES:-$(ls -d tests/*.Tests | sort)})
+for suite in "${suites[@]}"; do
+  name=$(basename "$suite")
+  echo "==> test: $name"
+  log="$results/$name.log"
+  dotnet test "$suite" -c Release --nologo -v q --logger "console;verbosity=normal" 2>&1 | tee "$log" \
+    | grep -E '^\s*(Passed|Failed|Skipped) [A-Za-z_]|error|Error Message|^\s+at |Total tests|Passed!|Failed!' | grep -v '^\s*Passed ' || true
+  summary=$(grep -E '(Passed|Failed)!\s+-\s+Failed:' "$log" | tail -1)
+  if [[ -z "$summary" ]]; then
+    echo "!!  $name: no test summary (build failure or crash) — counted as 1 failure"
+    tail -20 "$log"
+    failed=$((failed + 1))
+    continue
+  fi
+  f=$(sed -E 's/.*Failed:\s*([0-9]+).*/\1/' <<<"$summary")
+  p=$(sed -E 's/.*Passed:\s*([0-9]+).*/\1/' <<<"$summary")
+  s=$(sed -E 's/.*Skipped:\s*([0-9]+).*/\1/' <<<"$summary")
+  echo "    $name: $p passed, $f failed, $s skipped"
+  passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+done
+
+leftovers=$(ip netns list 2>/dev/null | grep -c '^hive-' || true)
+if ((leftovers > 0)); then
+  echo "!!  $leftovers hive-* network namespace(s) left behind by the tests"
+fi
+
+if ((skipped > 0)); then
+  echo "$passed passed, $failed failed, $skipped skipped"
+else
+  echo "$passed passed, $failed failed"
+fi
+((failed == 0))
