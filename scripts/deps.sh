@@ -12,6 +12,7 @@ packages=(
   patchelf        # points the agent's ELF interpreter at its own loader
   sqlite3 jq curl ca-certificates util-linux
   nodejs npm      # grpc-js interop test, TypeScript SDK
+  python3         # bench/ scripts
 )
 
 missing=()
