@@ -114,9 +114,16 @@ internal static class ControllerOptionsParser
             errors.Add("--api-key: must be at least 8 characters");
         }
 
-        if (options.Host is { } host && !System.Net.IPAddress.TryParse(host, out _))
+        if (options.Host is { } host)
         {
-            errors.Add($"--host: '{host}' is not an IP address");
+            if (!System.Net.IPAddress.TryParse(host, out var address))
+            {
+                errors.Add($"--host: '{host}' is not an IP address");
+            }
+            else if (options.ApiKey is null && !System.Net.IPAddress.IsLoopback(address))
+            {
+                errors.Add($"--host: refusing to listen on {host} without an API key; set --api-key or HIVEBOX_API_KEY");
+            }
         }
 
         return (errors.Count == 0 ? options : null, errors, false);

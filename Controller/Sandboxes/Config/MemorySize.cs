@@ -45,13 +45,12 @@ internal static class MemorySize
             return false;
         }
 
-        var value = amount * multiplier;
-        if (value > long.MaxValue / 2)
+        if (amount > (long.MaxValue / 2) / multiplier)
         {
             return false;
         }
 
-        bytes = (long)decimal.Floor(value);
+        bytes = (long)decimal.Floor(amount * multiplier);
         return bytes > 0;
     }
 

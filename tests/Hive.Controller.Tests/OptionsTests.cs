@@ -1,0 +1,51 @@
+using Hive.Controller.Hosting;
+
+namespace Hive.Controller.Tests;
+
+public sealed class OptionsTests
+{
+    private static (ControllerOptions? Options, IReadOnlyList<string> Errors, bool Help) Parse(string[] args, Dictionary<string, string>? env = null) =>
+        ControllerOptionsParser.Parse(args, k => env is not null && env.TryGetValue(k, out var v) ? v : null, "/opt/hive/controller");
+
+    [Test]
+    public void Defaults()
+    {
+        var (options, errors, _) = Parse([]);
+        Assert.That(errors, Is.Empty);
+        Assert.That(options!.Port, Is.EqualTo(7070));
+        Assert.That(options.EffectiveHost, Is.EqualTo("127.0.0.1"), "no key: loopback only");
+        Assert.That(options.DataDir, Is.EqualTo("/var/lib/hive"));
+        Assert.That(options.SbxdPath, Is.EqualTo("/opt/hive/sbxd/hive-sbxd"));
+    }
+
+    [Test]
+    public void Flags_override_environment()
+    {
+        var env = new Dictionary<string, string> { ["HIVEBOX_API_KEY"] = "env-key-123456", ["HIVEBOX_PORT"] = "8080", ["HIVE_DATA_DIR"] = "/srv/hive" };
+        var (options, errors, _) = Parse(["--port=9090", "--api-key", "flag-key-123456"], env);
+        Assert.That(errors, Is.Empty);
+        Assert.That(options!.Port, Is.EqualTo(9090));
+        Assert.That(options.ApiKey, Is.EqualTo("flag-key-123456"));
+        Assert.That(options.DataDir, Is.EqualTo("/srv/hive"));
+        Assert.That(options.EffectiveHost, Is.EqualTo("0.0.0.0"), "with a key the API is reachable from outside");
+    }
+
+    [Test]
+    public void Every_problem_is_reported()
+    {
+        var (options, errors, _) = Parse(["--port", "70000", "--bogus", "x", "--api-key", "short", "stray"]);
+        Assert.That(options, Is.Null);
+        Assert.That(errors, Has.Count.EqualTo(5), string.Join("\n", errors)); // port, --bogus, its stray value, short key, stray
+    }
+
+    [Test]
+    public void Refuses_a_public_address_without_a_key()
+    {
+        var (options, errors, _) = Parse(["--host", "0.0.0.0"]);
+        Assert.That(options, Is.Null);
+        Assert.That(errors.Single(), Does.Contain("without an API key"));
+    }
+
+    [Test]
+    public void Help() => Assert.That(Parse(["--help"]).Help, Is.True);
+}
