@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+
+namespace Hive.Integration.Tests;
+
+/// <summary>The `hive` CLI against a real Controller: create, ls, exec (exit code passes through), cp both ways, rm.</summary>
+[TestFixture]
+[CancelAfter(600_000)]
+public sealed class CliTests
+{
+    private ControllerProcess _hive = null!;
+
+    [OneTimeSetUp]
+    public async Task StartAsync() => _hive = await ControllerProcess.StartAsync(apiKey: "cli-test-key-42");
+
+    [OneTimeTearDown]
+    public async Task StopAsync() => await _hive.DisposeAsync();
+
+    private async Task<(int ExitCode, byte[] Stdout, string Stderr)> HiveAsync(params string[] args)
+    {
+        var start = new ProcessStartInfo(Paths.Cli) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.Environment["HIVEBOX_API_URL"] = _hive.BaseAddress.ToString().TrimEnd('/');
+        start.Environment["HIVEBOX_API_KEY"] = _hive.ApiKey;
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        using var stdout = new MemoryStream();
+        var copy = process.StandardOutput.BaseStream.CopyToAsync(stdout, timeout.Token);
+        var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
+        await process.WaitForExitAsync(timeout.Token);
+        await copy;
+        return (process.ExitCode, stdout.ToArray(), await stderr);
+    }
+
+    [Test]
+    public async Task Create_exec_cp_ls_rm()
+    {
+        var name = Names.Unique("cli");
+        var created = await HiveAsync("create", name, "--memory", "256m");
+        Assert.That(created.ExitCode, Is.Zero, created.Stderr);
+
+        var ls = await HiveAsync("ls");
+        Assert.That(ls.ExitCode, Is.Zero, ls.Stderr);
+        Assert.That(System.Text.Encoding.UTF8.GetString(ls.Stdout), Does.Contain(name).And.Contain("running"));
+
+        var exec = await HiveAsync("exec", name, "--", "sh", "-c", "echo out; echo err >&2; exit 7");
+        Assert.That(exec.ExitCode, Is.EqualTo(7), "the command's exit code passes through");
+        Assert.That(System.Text.Encoding.UTF8.GetString(exec.Stdout), Is.EqualTo("out\n"));
+        Assert.That(exec.Stderr, Does.Contain("err"));
+
+        var quoted = await HiveAsync("exec", name, "--", "printf", "%s|", "a b", "it's", "$HOME");
+        Assert.That(System.Text.Encoding.UTF8.GetString(quoted.Stdout), Is.EqualTo("a b|it's|$HOME|"), "arguments are passed verbatim, not re-split or expanded");
+
+        var local = Path.Combine(_hive.DataDir, "upload.bin");
+        var payload = RandomNumberGenerator.GetBytes(1 << 20);
+        await File.WriteAllBytesAsync(local, payload);
+        var up = await HiveAsync("cp", local, $"{name}:/work/upload.bin");
+        Assert.That(up.ExitCode, Is.Zero, up.Stderr);
+        var back = Path.Combine(_hive.DataDir, "download.bin");
+        var down = await HiveAsync("cp", $"{name}:/work/upload.bin", back);
+        Assert.That(down.ExitCode, Is.Zero, down.Stderr);
+        Assert.That(await File.ReadAllBytesAsync(back), Is.EqualTo(payload));
+        var toStdout = await HiveAsync("cp", $"{name}:/work/upload.bin", "-");
+        Assert.That(toStdout.Stdout, Is.EqualTo(payload));
+
+        var missing = await HiveAsync("cp", $"{name}:/no/such/file", back);
+        Assert.That(missing.ExitCode, Is.EqualTo(1));
+        Assert.That(missing.Stderr, Does.Contain("not found"));
+
+        var rm = await HiveAsync("rm", name);
+        Assert.That(rm.ExitCode, Is.Zero, rm.Stderr);
+        Assert.That(await Host.LeftoversAsync(name, _hive.StateDir(name)), Is.Empty);
+        var gone = await HiveAsync("exec", name, "--", "true");
+        Assert.That(gone.ExitCode, Is.EqualTo(1));
+        Assert.That(gone.Stderr, Does.Contain("not found"));
+    }
+
+    [Test]
+    public async Task Wrong_key_is_a_clear_error()
+    {
+        var start = new ProcessStartInfo(Paths.Cli) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        start.ArgumentList.Add("ls");
+        start.Environment["HIVEBOX_API_URL"] = _hive.BaseAddress.ToString().TrimEnd('/');
+        start.Environment["HIVEBOX_API_KEY"] = "wrong-key-000000";
+        using var process = Process.Start(start)!;
+        var stderr = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
+        Assert.That(process.ExitCode, Is.EqualTo(1));
+        Assert.That(stderr, Does.Contain("unauthorized"));
+    }
+}
