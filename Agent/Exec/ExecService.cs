@@ -1,0 +1,123 @@
+using System.Diagnostics;
+using Google.Protobuf;
+using Hive.Agent.Processes;
+using Hive.Protos.V1;
+using Hive.Wire;
+
+namespace Hive.Agent.Exec;
+
+/// <summary>
+/// Exec: <c>/bin/sh -c command</c> in a new session, stdout/stderr captured (bounded), a timeout
+/// or a cancelled call SIGKILLs the whole process group.
+/// </summary>
+internal sealed class ExecService(ChildReaper reaper, AgentEnvironment environment)
+{
+    public const long DefaultMaxOutput = 1024 * 1024;
+
+    /// <summary>After the command exits, how long to keep reading pipes that background children hold open.</summary>
+    private static readonly TimeSpan DrainAfterExit = TimeSpan.FromMilliseconds(100);
+
+    public async Task<ExecResponse> ExecAsync(ExecRequest request, CallContext context)
+    {
+        if (string.IsNullOrEmpty(request.Command))
+        {
+            throw new RpcException(StatusCode.InvalidArgument, "command is required");
+        }
+
+        var cwd = string.IsNullOrEmpty(request.Cwd) ? "/" : request.Cwd;
+        if (!cwd.StartsWith('/') || !Directory.Exists(cwd))
+        {
+            throw new RpcException(StatusCode.InvalidArgument, $"working directory '{cwd}' does not exist");
+        }
+
+        if (!File.Exists("/bin/sh"))
+        {
+            throw new RpcException(StatusCode.FailedPrecondition, "this image has no /bin/sh");
+        }
+
+        var limit = request.MaxOutputBytes == 0 ? DefaultMaxOutput : (long)request.MaxOutputBytes;
+        var stopwatch = Stopwatch.StartNew();
+        ChildProcess child;
+        try
+        {
+            child = ChildProcess.Start(reaper, ["/bin/sh", "-c", request.Command], environment.ForChild(request.Env), cwd);
+        }
+        catch (Hive.Interop.SyscallException ex)
+        {
+            throw new RpcException(StatusCode.Internal, "could not start the command: " + ex.Message);
+        }
+
+        using (child)
+        {
+            OomScore.MakeKillable(child.Pid);
+            var stdout = new OutputCollector(limit);
+            var stderr = new OutputCollector(limit);
+            var readers = Task.WhenAll(stdout.RunAsync(child.Stdout), stderr.RunAsync(child.Stderr));
+            var stdinTask = WriteStdinAsync(child, request.Stdin);
+
+            var timedOut = false;
+            using var timeout = request.TimeoutMs > 0 ? new CancellationTokenSource(TimeSpan.FromMilliseconds(request.TimeoutMs)) : new CancellationTokenSource();
+            using var kill = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, context.CancellationToken);
+            await using (kill.Token.Register(() =>
+            {
+                timedOut = timeout.IsCancellationRequested;
+                child.KillGroup();
+            }))
+            {
+                var status = await child.Status;
+                stopwatch.Stop();
+
+                // Background children may keep the pipes open: give them a moment, then stop reading.
+                // (A reader blocked in read(2) finishes when the last writer exits; its late bytes are ignored.)
+                await Task.WhenAny(readers, Task.Delay(DrainAfterExit));
+
+                await stdinTask;
+                var signal = Hive.Interop.Libc.Exited(status) ? 0 : Hive.Interop.Libc.TermSignal(status);
+                return new ExecResponse
+                {
+                    ExitCode = signal == 0 ? Hive.Interop.Libc.ExitStatus(status) : 128 + signal,
+                    Signal = signal,
+                    TimedOut = timedOut,
+                    Stdout = ByteString.CopyFrom(stdout.Result("stdout")),
+                    Stderr = ByteString.CopyFrom(stderr.Result("stderr")),
+                    StdoutTruncated = stdout.Truncated,
+                    StderrTruncated = stderr.Truncated,
+                    StdoutBytes = (ulong)stdout.Total,
+                    StderrBytes = (ulong)stderr.Total,
+                    DurationUs = (ulong)(stopwatch.Elapsed.Ticks / 10),
+                    Pid = child.Pid,
+                };
+            }
+        }
+    }
+
+    private static Task WriteStdinAsync(ChildProcess child, ByteString stdin)
+    {
+        if (stdin.IsEmpty)
+        {
+            child.Stdin.Dispose();
+            return Task.CompletedTask;
+        }
+
+        return Task.Factory.StartNew(
+            () =>
+            {
+                try
+                {
+                    using var stream = new FileStream(child.Stdin, FileAccess.Write, bufferSize: 0);
+                    stream.Write(stdin.Span);
+                }
+                catch (IOException)
+                {
+                    // The command did not read all of its input: fine.
+                }
+                finally
+                {
+                    child.Stdin.Dispose();
+                }
+            },
+            CancellationToken.None,
+            TaskCreationOptions.LongRunning,
+            TaskScheduler.Default);
+    }
+}
