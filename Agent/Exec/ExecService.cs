@@ -40,7 +40,7 @@ internal sealed class ExecService(ChildReaper reaper, AgentEnvironment environme
         ChildProcess child;
         try
         {
-            child = ChildProcess.Start(reaper, ["/bin/sh", "-c", request.Command], environment.ForChild(request.Env), cwd);
+            child = ChildProcess.Start(reaper, ["/bin/sh", "-c", OomScore.ShellPrologue + request.Command], environment.ForChild(request.Env), cwd);
         }
         catch (Hive.Interop.SyscallException ex)
         {

@@ -1,16 +1,26 @@
 namespace Hive.Agent.Processes;
 
 /// <summary>
-/// The agent runs with oom_score_adj -998 so the OOM killer spares it; the commands it starts
-/// are set back to 0 so they, not the agent, are killed when the sandbox runs out of memory.
+/// When a sandbox runs out of memory the OOM killer must pick the agent's commands, not the agent
+/// (PID 1: the sandbox would die with it). Lowering the agent's own score needs CAP_SYS_RESOURCE,
+/// which hosts like ours do not grant even to root, so instead every command is raised to
+/// <see cref="ChildScore"/> — raising never needs a privilege.
 /// </summary>
 internal static class OomScore
 {
+    public const string ChildScore = "1000";
+
+    /// <summary>
+    /// Prepended to every command so the shell raises its own score before it runs (or forks)
+    /// anything of the user's; the write after spawn alone would race with the shell's first fork.
+    /// </summary>
+    public const string ShellPrologue = "{ echo " + ChildScore + " > /proc/self/oom_score_adj; } 2>/dev/null\n";
+
     public static void MakeKillable(int pid)
     {
         try
         {
-            File.WriteAllText($"/proc/{pid}/oom_score_adj", "0");
+            File.WriteAllText($"/proc/{pid}/oom_score_adj", ChildScore);
         }
         catch (IOException)
         {

@@ -1,0 +1,151 @@
+using Hive.Protos.V1;
+using Hive.Sbxd.Runtime;
+using Hive.Sbxd.Service;
+using Hive.Wire;
+
+// hive-sbxd: owns one sandbox. Started by the Controller (setsid, detached) as
+//   hive-sbxd --state-dir DIR            ensure the sandbox runs (adopting what exists) and serve DIR/sbxd.sock
+//   hive-sbxd --state-dir DIR --destroy  tear everything down in the foreground; exit 0 when nothing remains
+string? stateDir = null;
+var destroy = false;
+for (var i = 0; i < args.Length; i++)
+{
+    switch (args[i])
+    {
+        case "--state-dir" when i + 1 < args.Length:
+            stateDir = args[++i];
+            break;
+        case "--destroy":
+            destroy = true;
+            break;
+        case "-h" or "--help":
+            Console.WriteLine("usage: hive-sbxd --state-dir DIR [--destroy]");
+            return 0;
+        default:
+            Console.Error.WriteLine($"hive-sbxd: unexpected argument '{args[i]}'\nusage: hive-sbxd --state-dir DIR [--destroy]");
+            return 2;
+    }
+}
+
+if (stateDir is null)
+{
+    Console.Error.WriteLine("usage: hive-sbxd --state-dir DIR [--destroy]");
+    return 2;
+}
+
+if (!File.Exists(Path.Combine(stateDir, "spec.pb")))
+{
+    if (destroy && !Directory.Exists(stateDir))
+    {
+        return 0; // nothing left to destroy
+    }
+
+    Console.Error.WriteLine($"hive-sbxd: {stateDir}/spec.pb not found");
+    return 2;
+}
+
+var layout = SandboxLayout.Load(stateDir);
+using var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o =>
+{
+    o.SingleLine = true;
+    o.TimestampFormat = "yyyy-MM-dd HH:mm:ss ";
+}).SetMinimumLevel(LogLevel.Information));
+
+if (destroy)
+{
+    try
+    {
+        await new SandboxRuntime(layout, loggerFactory.CreateLogger<SandboxRuntime>()).TearDownAsync(CancellationToken.None);
+        return 0;
+    }
+    catch (Exception ex)
+    {
+        Console.Error.WriteLine($"hive-sbxd: destroy of {layout.Name} failed: {ex.Message}");
+        return 1;
+    }
+}
+
+// One Sbxd per sandbox: the lock is held for the life of the process (flock via FileShare.None).
+FileStream lockFile;
+try
+{
+    lockFile = new FileStream(layout.LockFile, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+}
+catch (IOException)
+{
+    Console.Error.WriteLine($"hive-sbxd: another Sbxd already serves {layout.StateDir}");
+    return 3;
+}
+
+using (lockFile)
+{
+    await File.WriteAllTextAsync(layout.PidFile, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    var runtime = new SandboxRuntime(layout, loggerFactory.CreateLogger<SandboxRuntime>());
+    using var agent = GrpcChannel.ForUnixSocket(layout.AgentSocket);
+    var app = GrpcServer.Create(GrpcListen.UnixSocket(layout.SbxdSocket), b =>
+    {
+        b.Logging.SetMinimumLevel(LogLevel.Information);
+        b.Logging.AddFilter("Microsoft", LogLevel.Warning);
+    });
+    var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
+    var service = new SandboxService(layout, runtime, agent, lifetime, app.Services.GetRequiredService<ILogger<SandboxService>>());
+    app.MapUnary<GetStatusRequest, SandboxStatus>("/hive.v1.Sandbox/GetStatus", service.GetStatusAsync);
+    app.MapUnary<ExecRequest, ExecResponse>("/hive.v1.Sandbox/Exec", service.ExecAsync);
+    app.MapServerStreaming<ReadFileRequest, FileChunk>("/hive.v1.Sandbox/ReadFile", service.ReadFileAsync);
+    app.MapClientStreaming<WriteFileRequest, WriteFileResponse>("/hive.v1.Sandbox/WriteFile", service.WriteFileAsync);
+    app.MapUnary<ListFilesRequest, ListFilesResponse>("/hive.v1.Sandbox/ListFiles", service.ListFilesAsync);
+    app.MapUnary<DestroyRequest, DestroyResponse>("/hive.v1.Sandbox/Destroy", service.DestroyAsync);
+    await app.StartAsync();
+
+    var log = loggerFactory.CreateLogger("Hive.Sbxd");
+    try
+    {
+        await runtime.EnsureAsync(lifetime.ApplicationStopping);
+        try
+        {
+            await WaitForAgentAsync(agent, lifetime.ApplicationStopping);
+        }
+        catch (RpcException ex)
+        {
+            throw new InvalidOperationException($"hive-agent did not answer ({ex.Detail}); agent log: {runtime.AgentLogTail()}");
+        }
+
+        service.SetState(SandboxState.Running);
+        Log.Running(log, layout.Name, runtime.ContainerPid);
+    }
+    catch (Exception ex) when (!lifetime.ApplicationStopping.IsCancellationRequested)
+    {
+        service.SetState(SandboxState.Failed, ex.Message);
+        Log.Failed(log, layout.Name, ex.Message);
+    }
+
+    // SIGTERM/SIGINT stop serving; the container keeps running and the next Sbxd adopts it.
+    await app.WaitForShutdownAsync();
+    return 0;
+}
+
+static async Task WaitForAgentAsync(GrpcChannel agent, CancellationToken cancellationToken)
+{
+    var deadline = DateTimeOffset.UtcNow.AddSeconds(30);
+    while (true)
+    {
+        try
+        {
+            await agent.UnaryAsync<PingRequest, PingResponse>("/hive.v1.Agent/Ping", new PingRequest(), new CallOptions(TimeSpan.FromSeconds(2), cancellationToken));
+            return;
+        }
+        catch (RpcException) when (DateTimeOffset.UtcNow < deadline)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(20), cancellationToken);
+        }
+    }
+}
+
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "Sandbox {Name} running (container init pid {Pid})")]
+    public static partial void Running(ILogger logger, string name, int pid);
+
+    [LoggerMessage(EventId = 11, Level = LogLevel.Error, Message = "Sandbox {Name} failed to start: {Reason}")]
+    public static partial void Failed(ILogger logger, string name, string reason);
+}

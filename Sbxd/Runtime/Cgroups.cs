@@ -1,0 +1,135 @@
+using System.Globalization;
+
+namespace Hive.Sbxd.Runtime;
+
+/// <summary>The sandbox's cgroups (v1 hierarchy on this host kind, with a unified fallback): counters and removal.</summary>
+internal sealed class Cgroups(SandboxLayout layout)
+{
+    private const string Root = "/sys/fs/cgroup";
+
+    public ulong OomKills()
+    {
+        var v1 = Path.Combine(Root, "memory", layout.CgroupPath.TrimStart('/'), "memory.oom_control");
+        var v2 = Path.Combine(Root, layout.CgroupPath.TrimStart('/'), "memory.events");
+        var file = File.Exists(v1) ? v1 : v2;
+        return ReadKeyed(file, "oom_kill");
+    }
+
+    public ulong MemoryUsage() =>
+        ReadNumber(Path.Combine(Root, "memory", layout.CgroupPath.TrimStart('/'), "memory.usage_in_bytes"))
+        ?? ReadNumber(Path.Combine(Root, layout.CgroupPath.TrimStart('/'), "memory.current"))
+        ?? 0;
+
+    public ulong CpuUsageNs() =>
+        ReadNumber(Path.Combine(Root, "cpuacct", layout.CgroupPath.TrimStart('/'), "cpuacct.usage"))
+        ?? ReadKeyed(Path.Combine(Root, layout.CgroupPath.TrimStart('/'), "cpu.stat"), "usage_usec") * 1000;
+
+    public uint PidsCurrent() =>
+        (uint)(ReadNumber(Path.Combine(Root, "pids", layout.CgroupPath.TrimStart('/'), "pids.current"))
+        ?? ReadNumber(Path.Combine(Root, layout.CgroupPath.TrimStart('/'), "pids.current"))
+        ?? 0);
+
+    /// <summary>Every directory of this sandbox's cgroup in every hierarchy.</summary>
+    public IReadOnlyList<string> Directories()
+    {
+        var relative = layout.CgroupPath.TrimStart('/');
+        var candidates = new List<string> { Path.Combine(Root, relative) };
+        if (Directory.Exists(Root))
+        {
+            candidates.AddRange(Directory.EnumerateDirectories(Root).Select(h => Path.Combine(h, relative)));
+        }
+
+        return candidates.Distinct().Where(Directory.Exists).ToList();
+    }
+
+    /// <summary>Kills whatever is left in the cgroups and removes them (children first).</summary>
+    public async Task RemoveAsync(CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; attempt < 50; attempt++)
+        {
+            var dirs = Directories();
+            if (dirs.Count == 0)
+            {
+                return;
+            }
+
+            foreach (var dir in dirs)
+            {
+                foreach (var sub in Directory.EnumerateDirectories(dir, "*", SearchOption.AllDirectories).Append(dir).OrderByDescending(d => d.Length))
+                {
+                    foreach (var pid in Procs(sub))
+                    {
+                        Hive.Interop.Libc.kill(pid, Hive.Interop.Libc.SIGKILL);
+                    }
+
+                    try
+                    {
+                        Directory.Delete(sub);
+                    }
+                    catch (IOException)
+                    {
+                        // Still busy (processes exiting): next round.
+                    }
+                }
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
+        }
+
+        var left = Directories();
+        if (left.Count > 0)
+        {
+            throw new IOException("cgroups could not be removed: " + string.Join(", ", left));
+        }
+    }
+
+    private static IEnumerable<int> Procs(string dir)
+    {
+        var file = Path.Combine(dir, "cgroup.procs");
+        try
+        {
+            return File.Exists(file) ? File.ReadAllLines(file).Select(l => int.TryParse(l, out var p) ? p : 0).Where(p => p > 0).ToList() : [];
+        }
+        catch (IOException)
+        {
+            return [];
+        }
+    }
+
+    private static ulong? ReadNumber(string file)
+    {
+        try
+        {
+            return File.Exists(file) && ulong.TryParse(File.ReadAllText(file).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    private static ulong ReadKeyed(string file, string key)
+    {
+        try
+        {
+            if (!File.Exists(file))
+            {
+                return 0;
+            }
+
+            foreach (var line in File.ReadLines(file))
+            {
+                var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (parts.Length == 2 && parts[0] == key && ulong.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var v))
+                {
+                    return v;
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        return 0;
+    }
+}

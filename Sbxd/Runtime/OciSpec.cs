@@ -1,0 +1,96 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Hive.Sbxd.Runtime;
+
+/// <summary>
+/// The OCI runtime spec (config.json) of a sandbox container: hive-agent as PID 1, the sandbox's
+/// namespaces and limits, Docker's default capability set, masked /proc paths, read-only /sys.
+/// </summary>
+internal static class OciSpec
+{
+    /// <summary>Docker's default capabilities: no SYS_ADMIN, NET_ADMIN, SYS_PTRACE, SYS_MODULE, SYS_RESOURCE…</summary>
+    public static readonly string[] Capabilities =
+    [
+        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
+        "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+    ];
+
+    private static readonly string[] MaskedPaths =
+    [
+        "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+        "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+    ];
+
+    private static readonly string[] ReadonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+    public static string Build(SandboxLayout layout, IReadOnlyList<string> env)
+    {
+        var spec = layout.Spec;
+        var caps = new JsonArray(Capabilities.Select(c => (JsonNode)c).ToArray());
+        var quota = (long)spec.CpuMillis * 100; // per 100 ms period
+        var config = new JsonObject
+        {
+            ["ociVersion"] = "1.0.2",
+            ["process"] = new JsonObject
+            {
+                ["terminal"] = false,
+                ["user"] = new JsonObject { ["uid"] = 0, ["gid"] = 0 },
+                ["args"] = new JsonArray("/.hive/agent/hive-agent", "--listen-fd", "3"),
+                ["env"] = new JsonArray(env.Select(e => (JsonNode)e).ToArray()),
+                ["cwd"] = "/",
+                ["capabilities"] = new JsonObject
+                {
+                    ["bounding"] = caps.DeepClone(),
+                    ["effective"] = caps.DeepClone(),
+                    ["permitted"] = caps.DeepClone(),
+                },
+                ["noNewPrivileges"] = true,
+            },
+            ["root"] = new JsonObject { ["path"] = layout.Rootfs, ["readonly"] = false },
+            ["hostname"] = layout.Name,
+            ["mounts"] = new JsonArray(
+                Mount("/proc", "proc", "proc", []),
+                Mount("/dev", "tmpfs", "tmpfs", ["nosuid", "strictatime", "mode=755", "size=65536k"]),
+                Mount("/dev/pts", "devpts", "devpts", ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
+                Mount("/dev/shm", "tmpfs", "shm", ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
+                Mount("/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]),
+                Mount("/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", "ro"]),
+                Mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "relatime", "ro"]),
+                Mount("/.hive", "bind", spec.AgentBundle, ["bind", "ro", "nosuid", "nodev"])),
+            ["linux"] = new JsonObject
+            {
+                ["cgroupsPath"] = layout.CgroupPath,
+                ["namespaces"] = new JsonArray(
+                    new JsonObject { ["type"] = "pid" },
+                    new JsonObject { ["type"] = "ipc" },
+                    new JsonObject { ["type"] = "uts" },
+                    new JsonObject { ["type"] = "mount" },
+                    new JsonObject { ["type"] = "cgroup" },
+                    new JsonObject { ["type"] = "network", ["path"] = layout.NetnsPath }),
+                ["resources"] = new JsonObject
+                {
+                    ["devices"] = new JsonArray(new JsonObject { ["allow"] = false, ["access"] = "rwm" }),
+                    ["memory"] = new JsonObject
+                    {
+                        ["limit"] = (long)spec.MemoryBytes,
+                        ["swap"] = (long)spec.MemoryBytes, // memory+swap = memory: no swap
+                    },
+                    ["cpu"] = new JsonObject { ["quota"] = quota, ["period"] = 100_000 },
+                    ["pids"] = new JsonObject { ["limit"] = (long)spec.Pids },
+                },
+                ["maskedPaths"] = new JsonArray(MaskedPaths.Select(p => (JsonNode)p).ToArray()),
+                ["readonlyPaths"] = new JsonArray(ReadonlyPaths.Select(p => (JsonNode)p).ToArray()),
+            },
+        };
+        return config.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    private static JsonObject Mount(string destination, string type, string source, string[] options) => new()
+    {
+        ["destination"] = destination,
+        ["type"] = type,
+        ["source"] = source,
+        ["options"] = new JsonArray(options.Select(o => (JsonNode)o).ToArray()),
+    };
+}

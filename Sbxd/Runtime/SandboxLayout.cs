@@ -1,0 +1,59 @@
+using Hive.Protos.V1;
+
+namespace Hive.Sbxd.Runtime;
+
+/// <summary>Every host-side name and path of one sandbox, derived from its state dir and (validated) name.</summary>
+internal sealed class SandboxLayout
+{
+    public SandboxLayout(string stateDir, SandboxSpec spec)
+    {
+        StateDir = Path.GetFullPath(stateDir).TrimEnd('/');
+        Spec = spec;
+        if (!System.Text.RegularExpressions.Regex.IsMatch(spec.Name, "^[a-z0-9][a-z0-9._-]{0,62}$") || spec.Name.Contains("..", StringComparison.Ordinal))
+        {
+            throw new InvalidDataException($"invalid sandbox name '{spec.Name}' in spec");
+        }
+    }
+
+    public SandboxSpec Spec { get; }
+
+    public string Name => Spec.Name;
+
+    public string StateDir { get; }
+
+    public string SpecFile => Path.Combine(StateDir, "spec.pb");
+
+    public string PidFile => Path.Combine(StateDir, "sbxd.pid");
+
+    public string LockFile => Path.Combine(StateDir, "sbxd.lock");
+
+    public string SbxdSocket => Path.Combine(StateDir, "sbxd.sock");
+
+    public string AgentSocket => Path.Combine(StateDir, "agent.sock");
+
+    public string AgentLog => Path.Combine(StateDir, "agent.log");
+
+    public string CommandsFile => Path.Combine(StateDir, "commands");
+
+    public string Upper => Path.Combine(StateDir, "upper");
+
+    public string Work => Path.Combine(StateDir, "work");
+
+    public string Rootfs => Path.Combine(StateDir, "rootfs");
+
+    public string Bundle => Path.Combine(StateDir, "bundle");
+
+    public string ContainerId => "hive-" + Name;
+
+    public string NetnsName => "hive-" + Name;
+
+    public string NetnsPath => "/run/netns/" + NetnsName;
+
+    public string CgroupPath => "/hive/" + Name;
+
+    public static SandboxLayout Load(string stateDir)
+    {
+        var spec = SandboxSpec.Parser.ParseFrom(File.ReadAllBytes(Path.Combine(stateDir, "spec.pb")));
+        return new SandboxLayout(stateDir, spec);
+    }
+}

@@ -1,0 +1,305 @@
+using System.Net.Sockets;
+using System.Text.Json;
+using Hive.Interop;
+
+namespace Hive.Sbxd.Runtime;
+
+/// <summary>
+/// Brings a sandbox to "running" and takes it apart. Both directions are idempotent: ensure adopts
+/// whatever already exists (a restarted Sbxd re-adopts a live container untouched), teardown
+/// tolerates anything already gone.
+/// </summary>
+internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<SandboxRuntime> logger)
+{
+    private const string Runc = "runc";
+
+    public Cgroups Cgroups { get; } = new(layout);
+
+    /// <summary>PID (host namespace) of the container's init, or 0.</summary>
+    public int ContainerPid { get; private set; }
+
+    public async Task EnsureAsync(CancellationToken cancellationToken)
+    {
+        await EnsureRootfsAsync();
+        await EnsureNetworkNamespaceAsync(cancellationToken);
+        await EnsureContainerAsync(cancellationToken);
+    }
+
+    /// <summary>True while the container's init process is alive.</summary>
+    public bool ContainerAlive()
+    {
+        if (ContainerPid <= 0)
+        {
+            return false;
+        }
+
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{ContainerPid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..][0] != 'Z';
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private Task EnsureRootfsAsync()
+    {
+        if (Libc.IsMountPoint(layout.Rootfs))
+        {
+            LogAdopted(logger, "rootfs", layout.Rootfs);
+            return Task.CompletedTask;
+        }
+
+        var lower = layout.Spec.ImageRootfs;
+        if (!Directory.Exists(lower))
+        {
+            throw new InvalidOperationException($"image root filesystem '{lower}' does not exist");
+        }
+
+        foreach (var path in new[] { lower, layout.Upper, layout.Work })
+        {
+            if (path.IndexOfAny([',', ':', '\\']) >= 0)
+            {
+                throw new InvalidOperationException($"path '{path}' cannot be used in overlay options");
+            }
+        }
+
+        foreach (var dir in new[] { layout.Upper, layout.Work, layout.Rootfs })
+        {
+            Directory.CreateDirectory(dir);
+        }
+
+        var options = $"lowerdir={lower},upperdir={layout.Upper},workdir={layout.Work}";
+        if (Libc.mount("overlay", layout.Rootfs, "overlay", 0, options) != 0)
+        {
+            throw SyscallException.FromLastError("mount(overlay)", layout.Rootfs);
+        }
+
+        LogCreated(logger, "rootfs", layout.Rootfs);
+        return Task.CompletedTask;
+    }
+
+    private async Task EnsureNetworkNamespaceAsync(CancellationToken cancellationToken)
+    {
+        if (File.Exists(layout.NetnsPath) && Libc.IsMountPoint(layout.NetnsPath))
+        {
+            LogAdopted(logger, "netns", layout.NetnsName);
+            return;
+        }
+
+        if (File.Exists(layout.NetnsPath))
+        {
+            File.Delete(layout.NetnsPath); // a stale placeholder without a namespace behind it
+        }
+
+        await Command.RequireAsync("ip", ["netns", "add", layout.NetnsName], "ip netns add", cancellationToken);
+        await Command.RequireAsync("ip", ["-n", layout.NetnsName, "link", "set", "lo", "up"], "ip link set lo up", cancellationToken);
+        LogCreated(logger, "netns", layout.NetnsName);
+    }
+
+    private async Task EnsureContainerAsync(CancellationToken cancellationToken)
+    {
+        var state = await StateAsync(cancellationToken);
+        if (state is { Status: "running", Pid: > 0 })
+        {
+            ContainerPid = state.Value.Pid;
+            LogAdopted(logger, "container", layout.ContainerId);
+            return;
+        }
+
+        if (state is not null)
+        {
+            // Created, stopped or paused: start over (the rootfs and its upper layer are kept).
+            await Command.RunAsync(Runc, ["delete", "--force", layout.ContainerId], cancellationToken);
+        }
+
+        Directory.CreateDirectory(layout.Bundle);
+        var env = ContainerEnvironment();
+        await File.WriteAllTextAsync(Path.Combine(layout.Bundle, "config.json"), OciSpec.Build(layout, env), cancellationToken);
+
+        // The agent's listening socket: bound here on the host (a path the container never sees),
+        // handed to the agent as fd 3 through runc --preserve-fds.
+        if (File.Exists(layout.AgentSocket))
+        {
+            File.Delete(layout.AgentSocket);
+        }
+
+        if (layout.AgentSocket.Length > 107)
+        {
+            throw new InvalidOperationException($"state directory path too long for a Unix socket: {layout.AgentSocket}");
+        }
+
+        // .NET unlinks the path a socket was bound to when the socket is disposed, so bind a temporary
+        // name and rename it: our copy is closed after runc has passed it on, the agent keeps listening.
+        var bindPath = layout.AgentSocket + ".new";
+        File.Delete(bindPath);
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(bindPath));
+        listener.Listen(128);
+        File.Move(bindPath, layout.AgentSocket, overwrite: true);
+        var fd = (int)listener.Handle;
+        Libc.SetCloseOnExec(fd, false);
+        var pidFile = Path.Combine(layout.StateDir, "container.pid");
+        File.Delete(pidFile);
+        try
+        {
+            // bash, not sh: dash only understands single-digit descriptors in redirections.
+            var run = await Command.RunAsync(
+                "/bin/bash",
+                ["-c", $"exec runc run --detach --preserve-fds 1 --pid-file \"$1\" --bundle \"$2\" \"$3\" 3<&{fd} {fd}<&- </dev/null >>\"$4\" 2>&1", "bash", pidFile, layout.Bundle, layout.ContainerId, layout.AgentLog],
+                cancellationToken,
+                TimeSpan.FromSeconds(60));
+            if (!run.Ok)
+            {
+                throw new InvalidOperationException($"runc run failed (exit {run.ExitCode}): {Tail(layout.AgentLog)}");
+            }
+        }
+        finally
+        {
+            Libc.SetCloseOnExec(fd, true);
+        }
+
+        ContainerPid = int.Parse((await File.ReadAllTextAsync(pidFile, cancellationToken)).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        LogCreated(logger, "container", layout.ContainerId);
+    }
+
+    /// <summary>Image env, then the agent bundle's agent.env, then HIVE_SANDBOX, then the sandbox's own env.</summary>
+    private List<string> ContainerEnvironment()
+    {
+        var env = new List<string>();
+        var imageJson = Path.Combine(Path.GetDirectoryName(layout.Spec.ImageRootfs) ?? "/", "image.json");
+        if (File.Exists(imageJson))
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(imageJson));
+            if (doc.RootElement.TryGetProperty("env", out var list) && list.ValueKind == JsonValueKind.Array)
+            {
+                env.AddRange(list.EnumerateArray().Select(e => e.GetString()).OfType<string>());
+            }
+        }
+
+        if (env.Count == 0)
+        {
+            env.Add("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        }
+
+        var agentEnv = Path.Combine(layout.Spec.AgentBundle, "agent.env");
+        if (File.Exists(agentEnv))
+        {
+            env.AddRange(File.ReadAllLines(agentEnv).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#') && l.Contains('=', StringComparison.Ordinal)));
+        }
+
+        env.Add("HIVE_SANDBOX=" + layout.Name);
+        env.AddRange(layout.Spec.Env.Select(kv => kv.Key + "=" + kv.Value));
+
+        // Later entries win: keep the last value of each name.
+        return env.Select((e, i) => (Key: e[..e.IndexOf('=', StringComparison.Ordinal)], Entry: e, Index: i))
+            .GroupBy(e => e.Key, StringComparer.Ordinal)
+            .Select(g => g.Last())
+            .OrderBy(e => e.Index)
+            .Select(e => e.Entry)
+            .ToList();
+    }
+
+    /// <summary>Removes the container, its cgroups, mounts, network namespace and the state directory.</summary>
+    public async Task TearDownAsync(CancellationToken cancellationToken)
+    {
+        var problems = new List<string>();
+        await Command.RunAsync(Runc, ["kill", "--all", layout.ContainerId, "KILL"], cancellationToken);
+        var delete = await Command.RunAsync(Runc, ["delete", "--force", layout.ContainerId], cancellationToken);
+        if (!delete.Ok && !delete.Stderr.Contains("does not exist", StringComparison.Ordinal) && await StateAsync(cancellationToken) is not null)
+        {
+            problems.Add(delete.Describe("runc delete"));
+        }
+
+        try
+        {
+            await Cgroups.RemoveAsync(cancellationToken);
+        }
+        catch (IOException ex)
+        {
+            problems.Add(ex.Message);
+        }
+
+        foreach (var mount in Libc.MountsUnder(layout.StateDir))
+        {
+            if (Libc.umount2(mount, 0) != 0 && Libc.umount2(mount, Libc.MNT_DETACH) != 0)
+            {
+                problems.Add(SyscallException.FromLastError("umount2", mount).Message);
+            }
+        }
+
+        if (File.Exists(layout.NetnsPath))
+        {
+            var netns = await Command.RunAsync("ip", ["netns", "delete", layout.NetnsName], cancellationToken);
+            if (File.Exists(layout.NetnsPath))
+            {
+                Libc.umount2(layout.NetnsPath, Libc.MNT_DETACH);
+                try
+                {
+                    File.Delete(layout.NetnsPath);
+                }
+                catch (IOException ex)
+                {
+                    problems.Add(netns.Describe("ip netns delete") + "; " + ex.Message);
+                }
+            }
+        }
+
+        if (problems.Count == 0 && Directory.Exists(layout.StateDir))
+        {
+            if (Libc.MountsUnder(layout.StateDir).Count > 0)
+            {
+                problems.Add("mounts remain under " + layout.StateDir);
+            }
+            else
+            {
+                Directory.Delete(layout.StateDir, recursive: true);
+            }
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new InvalidOperationException("teardown incomplete: " + string.Join("; ", problems));
+        }
+
+        LogTornDown(logger, layout.Name);
+    }
+
+    private async Task<(string Status, int Pid)?> StateAsync(CancellationToken cancellationToken)
+    {
+        var state = await Command.RunAsync(Runc, ["state", layout.ContainerId], cancellationToken);
+        if (!state.Ok)
+        {
+            return null;
+        }
+
+        using var doc = JsonDocument.Parse(state.Stdout);
+        return (doc.RootElement.GetProperty("status").GetString() ?? "unknown", doc.RootElement.TryGetProperty("pid", out var pid) ? pid.GetInt32() : 0);
+    }
+
+    /// <summary>The last lines the agent (and runc) wrote, for error messages.</summary>
+    public string AgentLogTail() => Tail(layout.AgentLog);
+
+    private static string Tail(string file)
+    {
+        try
+        {
+            return File.Exists(file) ? string.Join(" | ", File.ReadLines(file).TakeLast(5)) : "(no output)";
+        }
+        catch (IOException)
+        {
+            return "(unreadable)";
+        }
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Adopted existing {What} {Name}")]
+    private static partial void LogAdopted(ILogger logger, string what, string name);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Created {What} {Name}")]
+    private static partial void LogCreated(ILogger logger, string what, string name);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Sandbox {Name} torn down")]
+    private static partial void LogTornDown(ILogger logger, string name);
+}

@@ -1,0 +1,133 @@
+using System.Globalization;
+using Hive.Protos.V1;
+using Hive.Sbxd.Runtime;
+using Hive.Wire;
+
+namespace Hive.Sbxd.Service;
+
+/// <summary>
+/// hive.v1.Sandbox for the Controller: status from Sbxd's own view and the cgroups; exec and files
+/// forwarded to the agent (streams stay streams), with the facts only the host can see added.
+/// </summary>
+internal sealed partial class SandboxService(SandboxLayout layout, SandboxRuntime runtime, GrpcChannel agent, IHostApplicationLifetime lifetime, ILogger<SandboxService> logger)
+{
+    private const string Agent = "/hive.v1.Agent/";
+    private readonly Lock _gate = new();
+    private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
+    private SandboxState _state = SandboxState.Creating;
+    private string _error = string.Empty;
+    private long _commands = ReadCommands(layout.CommandsFile);
+
+    public void SetState(SandboxState state, string error = "")
+    {
+        lock (_gate)
+        {
+            _state = state;
+            _error = error;
+        }
+    }
+
+    public Task<SandboxStatus> GetStatusAsync(GetStatusRequest request, CallContext context)
+    {
+        SandboxState state;
+        string error;
+        lock (_gate)
+        {
+            state = _state;
+            error = _error;
+        }
+
+        if (state == SandboxState.Running && !runtime.ContainerAlive())
+        {
+            state = SandboxState.Failed;
+            error = "the container's init (hive-agent) exited; see agent.log in the state directory";
+        }
+
+        return Task.FromResult(new SandboxStatus
+        {
+            Name = layout.Name,
+            State = state,
+            Error = error,
+            SbxdPid = Environment.ProcessId,
+            ContainerPid = runtime.ContainerPid,
+            CommandsExecuted = (ulong)Interlocked.Read(ref _commands),
+            StartedAtUnixMs = _started.ToUnixTimeMilliseconds(),
+            OomKills = runtime.Cgroups.OomKills(),
+            MemoryUsageBytes = runtime.Cgroups.MemoryUsage(),
+            CpuUsageNs = runtime.Cgroups.CpuUsageNs(),
+            PidsCurrent = runtime.Cgroups.PidsCurrent(),
+        });
+    }
+
+    public async Task<ExecResponse> ExecAsync(ExecRequest request, CallContext context)
+    {
+        RequireRunning();
+        var oomBefore = runtime.Cgroups.OomKills();
+        var response = await agent.UnaryAsync<ExecRequest, ExecResponse>(Agent + "Exec", request, Forward(context));
+        response.OomKilled = runtime.Cgroups.OomKills() > oomBefore;
+        var count = Interlocked.Increment(ref _commands);
+        await File.WriteAllTextAsync(layout.CommandsFile, count.ToString(CultureInfo.InvariantCulture), CancellationToken.None);
+        return response;
+    }
+
+    public async Task ReadFileAsync(ReadFileRequest request, IServerStreamWriter<FileChunk> writer, CallContext context)
+    {
+        RequireRunning();
+        await foreach (var chunk in agent.ServerStreamingAsync<ReadFileRequest, FileChunk>(Agent + "ReadFile", request, Forward(context)))
+        {
+            await writer.WriteAsync(chunk, context.CancellationToken);
+        }
+    }
+
+    public Task<WriteFileResponse> WriteFileAsync(IAsyncEnumerable<WriteFileRequest> requests, CallContext context)
+    {
+        RequireRunning();
+        return agent.ClientStreamingAsync<WriteFileRequest, WriteFileResponse>(Agent + "WriteFile", requests, Forward(context));
+    }
+
+    public Task<ListFilesResponse> ListFilesAsync(ListFilesRequest request, CallContext context)
+    {
+        RequireRunning();
+        return agent.UnaryAsync<ListFilesRequest, ListFilesResponse>(Agent + "ListFiles", request, Forward(context));
+    }
+
+    public async Task<DestroyResponse> DestroyAsync(DestroyRequest request, CallContext context)
+    {
+        SetState(SandboxState.Stopped, "destroying");
+        LogDestroying(logger, layout.Name);
+        await runtime.TearDownAsync(CancellationToken.None);
+
+        // Reply first, then exit: the Controller waits for this process to go away.
+        _ = Task.Delay(TimeSpan.FromMilliseconds(200)).ContinueWith(_ => lifetime.StopApplication(), TaskScheduler.Default);
+        return new DestroyResponse { Destroyed = true };
+    }
+
+    private void RequireRunning()
+    {
+        lock (_gate)
+        {
+            if (_state != SandboxState.Running)
+            {
+                throw new RpcException(StatusCode.FailedPrecondition, $"sandbox is {_state.ToString().ToLowerInvariant()}{(_error.Length > 0 ? ": " + _error : string.Empty)}");
+            }
+        }
+    }
+
+    private static CallOptions Forward(CallContext context) =>
+        new(context.Deadline is { } deadline ? deadline - DateTimeOffset.UtcNow : null, context.CancellationToken);
+
+    private static long ReadCommands(string file)
+    {
+        try
+        {
+            return File.Exists(file) && long.TryParse(File.ReadAllText(file).Trim(), CultureInfo.InvariantCulture, out var n) ? n : 0;
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
+    }
+
+    [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Destroying sandbox {Name}")]
+    private static partial void LogDestroying(ILogger logger, string name);
+}
