@@ -11,7 +11,6 @@ packages=(
   busybox-static  # shipped inside the agent bundle; test images
   patchelf        # points the agent's ELF interpreter at its own loader
   sqlite3 jq curl ca-certificates util-linux
-  nodejs npm      # grpc-js interop test, TypeScript SDK
   python3         # bench/ scripts
 )
 
@@ -22,6 +21,10 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+
+# Node.js may come from another distribution (which bundles npm): only install Debian's if absent.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 
 if ((${#missing[@]})); then
   echo "==> deps: installing ${missing[*]}"
