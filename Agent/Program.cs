@@ -41,7 +41,7 @@ if (listen is null)
 var started = Stopwatch.StartNew();
 var reaper = new ChildReaper();
 var environment = new AgentEnvironment();
-var exec = new ExecService(reaper, environment);
+var exec = new ExecService(reaper, new PipePump(), environment);
 var files = new FileService();
 
 var app = GrpcServer.Create(listen);

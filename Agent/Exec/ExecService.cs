@@ -10,7 +10,7 @@ namespace Hive.Agent.Exec;
 /// Exec: <c>/bin/sh -c command</c> in a new session, stdout/stderr captured (bounded), a timeout
 /// or a cancelled call SIGKILLs the whole process group.
 /// </summary>
-internal sealed class ExecService(ChildReaper reaper, AgentEnvironment environment)
+internal sealed class ExecService(ChildReaper reaper, PipePump pump, AgentEnvironment environment)
 {
     public const long DefaultMaxOutput = 1024 * 1024;
 
@@ -47,77 +47,57 @@ internal sealed class ExecService(ChildReaper reaper, AgentEnvironment environme
             throw new RpcException(StatusCode.Internal, "could not start the command: " + ex.Message);
         }
 
-        using (child)
+        OomScore.MakeKillable(child.Pid);
+        var stdout = new OutputCollector(limit);
+        var stderr = new OutputCollector(limit);
+        pump.Read(child.Stdout, stdout.Append, stdout.End);
+        pump.Read(child.Stderr, stderr.Append, stderr.End);
+        if (request.Stdin.IsEmpty)
         {
-            OomScore.MakeKillable(child.Pid);
-            var stdout = new OutputCollector(limit);
-            var stderr = new OutputCollector(limit);
-            var readers = Task.WhenAll(stdout.RunAsync(child.Stdout), stderr.RunAsync(child.Stderr));
-            var stdinTask = WriteStdinAsync(child, request.Stdin);
-
-            var timedOut = false;
-            using var timeout = request.TimeoutMs > 0 ? new CancellationTokenSource(TimeSpan.FromMilliseconds(request.TimeoutMs)) : new CancellationTokenSource();
-            using var kill = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, context.CancellationToken);
-            await using (kill.Token.Register(() =>
-            {
-                timedOut = timeout.IsCancellationRequested;
-                child.KillGroup();
-            }))
-            {
-                var status = await child.Status;
-                stopwatch.Stop();
-
-                // Background children may keep the pipes open: give them a moment, then stop reading.
-                // (A reader blocked in read(2) finishes when the last writer exits; its late bytes are ignored.)
-                await Task.WhenAny(readers, Task.Delay(DrainAfterExit));
-
-                await stdinTask;
-                var signal = Hive.Interop.Libc.Exited(status) ? 0 : Hive.Interop.Libc.TermSignal(status);
-                return new ExecResponse
-                {
-                    ExitCode = signal == 0 ? Hive.Interop.Libc.ExitStatus(status) : 128 + signal,
-                    Signal = signal,
-                    TimedOut = timedOut,
-                    Stdout = ByteString.CopyFrom(stdout.Result("stdout")),
-                    Stderr = ByteString.CopyFrom(stderr.Result("stderr")),
-                    StdoutTruncated = stdout.Truncated,
-                    StderrTruncated = stderr.Truncated,
-                    StdoutBytes = (ulong)stdout.Total,
-                    StderrBytes = (ulong)stderr.Total,
-                    DurationUs = (ulong)(stopwatch.Elapsed.Ticks / 10),
-                    Pid = child.Pid,
-                };
-            }
+            Hive.Interop.Libc.close(child.Stdin);
         }
-    }
-
-    private static Task WriteStdinAsync(ChildProcess child, ByteString stdin)
-    {
-        if (stdin.IsEmpty)
+        else
         {
-            child.Stdin.Dispose();
-            return Task.CompletedTask;
+            pump.Write(child.Stdin, request.Stdin.Memory, static () => { });
         }
 
-        return Task.Factory.StartNew(
-            () =>
-            {
-                try
-                {
-                    using var stream = new FileStream(child.Stdin, FileAccess.Write, bufferSize: 0);
-                    stream.Write(stdin.Span);
-                }
-                catch (IOException)
-                {
-                    // The command did not read all of its input: fine.
-                }
-                finally
-                {
-                    child.Stdin.Dispose();
-                }
-            },
-            CancellationToken.None,
-            TaskCreationOptions.LongRunning,
-            TaskScheduler.Default);
+        var timedOut = false;
+        using var timeout = request.TimeoutMs > 0 ? new CancellationTokenSource(TimeSpan.FromMilliseconds(request.TimeoutMs)) : new CancellationTokenSource();
+        using var kill = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, context.CancellationToken);
+        int status;
+        await using (kill.Token.Register(() =>
+        {
+            timedOut = timeout.IsCancellationRequested;
+            child.KillGroup();
+        }))
+        {
+            status = await child.Status;
+        }
+
+        stopwatch.Stop();
+
+        // Background children may keep the pipes open: give them a moment, then stop reading.
+        var readers = Task.WhenAll(stdout.Ended, stderr.Ended);
+        if (await Task.WhenAny(readers, Task.Delay(DrainAfterExit)) != readers)
+        {
+            pump.Abandon(child.Stdout);
+            pump.Abandon(child.Stderr);
+        }
+
+        var signal = Hive.Interop.Libc.Exited(status) ? 0 : Hive.Interop.Libc.TermSignal(status);
+        return new ExecResponse
+        {
+            ExitCode = signal == 0 ? Hive.Interop.Libc.ExitStatus(status) : 128 + signal,
+            Signal = signal,
+            TimedOut = timedOut,
+            Stdout = ByteString.CopyFrom(stdout.Result("stdout")),
+            Stderr = ByteString.CopyFrom(stderr.Result("stderr")),
+            StdoutTruncated = stdout.Truncated,
+            StderrTruncated = stderr.Truncated,
+            StdoutBytes = (ulong)stdout.Total,
+            StderrBytes = (ulong)stderr.Total,
+            DurationUs = (ulong)(stopwatch.Elapsed.Ticks / 10),
+            Pid = child.Pid,
+        };
     }
 }

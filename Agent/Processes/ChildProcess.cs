@@ -1,14 +1,13 @@
 using System.Runtime.InteropServices;
 using System.Text;
 using Hive.Interop;
-using Microsoft.Win32.SafeHandles;
 
 namespace Hive.Agent.Processes;
 
 /// <summary>A spawned child in its own session (so its process group id is its pid), with piped stdio.</summary>
-internal sealed unsafe class ChildProcess : IDisposable
+internal sealed unsafe class ChildProcess
 {
-    private ChildProcess(int pid, Task<int> status, SafeFileHandle stdin, SafeFileHandle stdout, SafeFileHandle stderr)
+    private ChildProcess(int pid, Task<int> status, int stdin, int stdout, int stderr)
     {
         Pid = pid;
         Status = status;
@@ -22,11 +21,12 @@ internal sealed unsafe class ChildProcess : IDisposable
     /// <summary>The raw wait status once the child has exited.</summary>
     public Task<int> Status { get; }
 
-    public SafeFileHandle Stdin { get; }
+    /// <summary>Our ends of the child's stdio pipes; whoever consumes them (the pipe pump) closes them.</summary>
+    public int Stdin { get; }
 
-    public SafeFileHandle Stdout { get; }
+    public int Stdout { get; }
 
-    public SafeFileHandle Stderr { get; }
+    public int Stderr { get; }
 
     /// <summary>
     /// Starts <paramref name="argv"/> with posix_spawn: new session (POSIX_SPAWN_SETSID), all signal
@@ -90,7 +90,7 @@ internal sealed unsafe class ChildProcess : IDisposable
                 return child;
             });
             CloseAll(p0[0], p1[1], p2[1]);
-            return new ChildProcess(pid, status, new SafeFileHandle(p0[1], true), new SafeFileHandle(p1[0], true), new SafeFileHandle(p2[0], true));
+            return new ChildProcess(pid, status, p0[1], p1[0], p2[0]);
         }
         catch
         {
@@ -113,13 +113,6 @@ internal sealed unsafe class ChildProcess : IDisposable
     {
         Libc.kill(-Pid, Libc.SIGKILL);
         Libc.kill(Pid, Libc.SIGKILL);
-    }
-
-    public void Dispose()
-    {
-        Stdin.Dispose();
-        Stdout.Dispose();
-        Stderr.Dispose();
     }
 
     private static void CloseAll(params int[] fds)

@@ -261,6 +261,8 @@ internal sealed partial class SandboxManager(
 
     private async Task TearDownAsync(string name, CancellationToken cancellationToken)
     {
+        // Remember the pid now: the pid file disappears with the state directory.
+        var sbxdPid = launcher.LivePid(name);
         try
         {
             await clients.DestroyAsync(name, TimeSpan.FromSeconds(90), cancellationToken);
@@ -274,7 +276,7 @@ internal sealed partial class SandboxManager(
             clients.Forget(name);
         }
 
-        await WaitForExitAsync(name, TimeSpan.FromSeconds(10));
+        await WaitForExitAsync(sbxdPid, TimeSpan.FromSeconds(10));
         if (Directory.Exists(launcher.StateDir(name)) && !await launcher.RunDestroyAsync(name, cancellationToken))
         {
             throw new InvalidOperationException("teardown incomplete: " + launcher.LogTail(name));
@@ -286,10 +288,11 @@ internal sealed partial class SandboxManager(
         }
     }
 
-    private async Task WaitForExitAsync(string name, TimeSpan timeout)
+    /// <summary>Waits for a Sbxd process to exit (it does so right after answering Destroy).</summary>
+    private async Task WaitForExitAsync(int? pid, TimeSpan timeout)
     {
         var deadline = time.GetUtcNow() + timeout;
-        while (launcher.LivePid(name) is not null && time.GetUtcNow() < deadline)
+        while (pid is { } p && SbxdLauncher.IsAlive(p) && time.GetUtcNow() < deadline)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(20), time);
         }

@@ -71,10 +71,21 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
             Directory.CreateDirectory(dir);
         }
 
+        var fresh = !Directory.EnumerateFileSystemEntries(layout.Upper).Any();
         var options = $"lowerdir={lower},upperdir={layout.Upper},workdir={layout.Work}";
         if (Libc.mount("overlay", layout.Rootfs, "overlay", 0, options) != 0)
         {
             throw SyscallException.FromLastError("mount(overlay)", layout.Rootfs);
+        }
+
+        // /etc/hostname says the sandbox's name, like the UTS hostname. Only on a fresh upper layer:
+        // then the tree is the (trusted) image's; later it is the agent's, and host-side writes
+        // into it could be steered by symlinks.
+        var etc = new DirectoryInfo(Path.Combine(layout.Rootfs, "etc"));
+        var hostname = new FileInfo(Path.Combine(etc.FullName, "hostname"));
+        if (fresh && etc.Exists && etc.LinkTarget is null && (!hostname.Exists || hostname.LinkTarget is null))
+        {
+            File.WriteAllText(hostname.FullName, layout.Name + "\n");
         }
 
         LogCreated(logger, "rootfs", layout.Rootfs);
