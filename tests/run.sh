@@ -18,16 +18,14 @@ for suite in "${suites[@]}"; do
   log="$results/$name.log"
   dotnet test "$suite" -c Release --nologo -v q --logger "console;verbosity=normal" 2>&1 | tee "$log" \
     | grep -E '^\s*(Passed|Failed|Skipped) [A-Za-z_]|error|Error Message|^\s+at |Total tests|Passed!|Failed!' | grep -v '^\s*Passed ' || true
-  summary=$(grep -E '(Passed|Failed)!\s+-\s+Failed:' "$log" | tail -1)
-  if [[ -z "$summary" ]]; then
+  if ! grep -qE '^Total tests: [0-9]+' "$log"; then
     echo "!!  $name: no test summary (build failure or crash) — counted as 1 failure"
     tail -20 "$log"
     failed=$((failed + 1))
     continue
   fi
-  f=$(sed -E 's/.*Failed:\s*([0-9]+).*/\1/' <<<"$summary")
-  p=$(sed -E 's/.*Passed:\s*([0-9]+).*/\1/' <<<"$summary")
-  s=$(sed -E 's/.*Skipped:\s*([0-9]+).*/\1/' <<<"$summary")
+  count() { { grep -E "^\s*$1: [0-9]+\s*$" "$log" || echo "x: 0"; } | tail -1 | sed -E 's/.*: ([0-9]+).*/\1/'; }
+  p=$(count Passed) f=$(count Failed) s=$(count Skipped)
   echo "    $name: $p passed, $f failed, $s skipped"
   passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 done
