@@ -20,7 +20,6 @@ internal static class ExecEndpoints
             var name = RouteNames.Require(id);
             var body = await ApiJson.ReadBodyAsync<ExecRequestBody>(http.Request, new ExecRequestBody());
             var request = Validate(body);
-            store.Get(name);
             var rpcTimeout = request.TimeoutMs == 0 ? (TimeSpan?)null : TimeSpan.FromMilliseconds(request.TimeoutMs) + Grace;
             var response = await manager.CallAsync(name, c => c.ExecAsync(name, request, rpcTimeout, http.RequestAborted));
             store.IncrementCommands(name);

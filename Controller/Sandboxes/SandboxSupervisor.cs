@@ -20,6 +20,7 @@ internal sealed partial class SandboxSupervisor(
         var nextCheck = DateTimeOffset.MinValue;
         while (!stoppingToken.IsCancellationRequested)
         {
+            store.FlushCommands();
             await ReapExpiredAsync();
             if (time.GetUtcNow() >= nextCheck)
             {
@@ -33,6 +34,7 @@ internal sealed partial class SandboxSupervisor(
             }
             catch (OperationCanceledException)
             {
+                store.FlushCommands();
                 return;
             }
         }

@@ -32,6 +32,8 @@ public sealed class StoreTests
         Assert.That(store.TryInsert(Record("a", now)), Is.False, "names are unique");
         store.IncrementCommands("a");
         store.IncrementCommands("a");
+        Assert.That(store.Get("a").CommandsExecuted, Is.EqualTo(2), "pending counts are visible before they are written");
+        store.FlushCommands();
 
         var reopened = new SandboxStore(path, TimeProvider.System);
         var a = reopened.Get("a");

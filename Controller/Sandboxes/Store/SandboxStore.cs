@@ -14,6 +14,7 @@ internal sealed class SandboxStore
     private const int SchemaVersion = 1;
     private readonly string _connectionString;
     private readonly TimeProvider _time;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _pendingCommands = new(StringComparer.Ordinal);
 
     public SandboxStore(string databasePath, TimeProvider time)
     {
@@ -49,7 +50,7 @@ internal sealed class SandboxStore
         using var command = connection.CreateCommand();
         command.CommandText = """
             UPDATE sandboxes SET config = $config, status = $status, error = $error, created_at = $created,
-              expires_at = $expires, commands_executed = $commands, ip = $ip WHERE name = $name
+              expires_at = $expires, ip = $ip WHERE name = $name
             """;
         Bind(command, record);
         command.ExecuteNonQuery();
@@ -66,17 +67,34 @@ internal sealed class SandboxStore
         command.ExecuteNonQuery();
     }
 
-    public void IncrementCommands(string name)
+    /// <summary>
+    /// Counts an exec. Kept in memory and written in batches by <see cref="FlushCommands"/>: a
+    /// synchronous SQLite commit (an fsync) per exec would cost more than the exec itself.
+    /// </summary>
+    public void IncrementCommands(string name) => _pendingCommands.AddOrUpdate(name, 1, static (_, n) => n + 1);
+
+    /// <summary>Writes counted execs to the database.</summary>
+    public void FlushCommands()
     {
-        using var connection = Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "UPDATE sandboxes SET commands_executed = commands_executed + 1 WHERE name = $name";
-        command.Parameters.AddWithValue("$name", name);
-        command.ExecuteNonQuery();
+        foreach (var name in _pendingCommands.Keys)
+        {
+            if (!_pendingCommands.TryRemove(name, out var n) || n == 0)
+            {
+                continue;
+            }
+
+            using var connection = Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "UPDATE sandboxes SET commands_executed = commands_executed + $n WHERE name = $name";
+            command.Parameters.AddWithValue("$name", name);
+            command.Parameters.AddWithValue("$n", n);
+            command.ExecuteNonQuery();
+        }
     }
 
     public bool Delete(string name)
     {
+        _pendingCommands.TryRemove(name, out _);
         using var connection = Open();
         using var command = connection.CreateCommand();
         command.CommandText = "DELETE FROM sandboxes WHERE name = $name";
@@ -139,7 +157,11 @@ internal sealed class SandboxStore
         command.Parameters.AddWithValue("$ip", (object?)record.Ip ?? DBNull.Value);
     }
 
-    private static SandboxRecord Read(SqliteDataReader reader) => new()
+    private SandboxRecord Read(SqliteDataReader reader) => ReadRow(reader) is var record && _pendingCommands.TryGetValue(record.Name, out var pending)
+        ? record with { CommandsExecuted = record.CommandsExecuted + pending }
+        : record;
+
+    private static SandboxRecord ReadRow(SqliteDataReader reader) => new()
     {
         Config = JsonSerializer.Deserialize<SandboxConfig>(reader.GetString(1), StoreJson.Options)!,
         Status = reader.GetString(2),
