@@ -66,7 +66,7 @@ internal sealed partial class SandboxService(SandboxLayout layout, SandboxRuntim
         var response = await agent.UnaryAsync<ExecRequest, ExecResponse>(Agent + "Exec", request, Forward(context));
         response.OomKilled = runtime.Cgroups.OomKills() > oomBefore;
         var count = Interlocked.Increment(ref _commands);
-        await File.WriteAllTextAsync(layout.CommandsFile, count.ToString(CultureInfo.InvariantCulture), CancellationToken.None);
+        File.WriteAllText(layout.CommandsFile, count.ToString(CultureInfo.InvariantCulture)); // sync: an async file write costs a thread-pool hop
         return response;
     }
 

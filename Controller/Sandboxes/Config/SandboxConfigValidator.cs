@@ -12,7 +12,7 @@ namespace Hive.Controller.Sandboxes.Config;
 /// </summary>
 internal static partial class SandboxConfigValidator
 {
-    public const long MinMemoryBytes = 32L << 20;
+    public const long MinMemoryBytes = 64L << 20; // the agent (PID 1) lives inside the limit: ~40 MB charged
     public const int MaxTimeoutSeconds = 86400;
     public const int MinPids = 8;
     public const int MaxPids = 32768;
