@@ -292,7 +292,7 @@ internal sealed partial class SandboxManager(
     private async Task WaitForExitAsync(int? pid, TimeSpan timeout)
     {
         var deadline = time.GetUtcNow() + timeout;
-        while (pid is { } p && SbxdLauncher.IsAlive(p) && time.GetUtcNow() < deadline)
+        while (pid is { } p && Hive.Interop.ProcFs.IsAlive(p) && time.GetUtcNow() < deadline)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(20), time);
         }

@@ -79,6 +79,7 @@ internal static class OciSpec
                     ["cpu"] = new JsonObject { ["quota"] = quota, ["period"] = 100_000 },
                     ["pids"] = new JsonObject { ["limit"] = (long)spec.Pids },
                 },
+                ["seccomp"] = SeccompProfile.Build(),
                 ["maskedPaths"] = new JsonArray(MaskedPaths.Select(p => (JsonNode)p).ToArray()),
                 ["readonlyPaths"] = new JsonArray(ReadonlyPaths.Select(p => (JsonNode)p).ToArray()),
             },

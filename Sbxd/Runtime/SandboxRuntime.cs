@@ -26,23 +26,7 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
     }
 
     /// <summary>True while the container's init process is alive.</summary>
-    public bool ContainerAlive()
-    {
-        if (ContainerPid <= 0)
-        {
-            return false;
-        }
-
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{ContainerPid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)..][0] != 'Z';
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-    }
+    public bool ContainerAlive() => ProcFs.IsAlive(ContainerPid);
 
     private Task EnsureRootfsAsync()
     {

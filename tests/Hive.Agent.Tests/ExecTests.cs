@@ -122,16 +122,5 @@ public sealed class ExecTests
         Assert.That(results.Select(r => r.Stdout.ToStringUtf8().Trim()), Is.EqualTo(Enumerable.Range(0, 20).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture))));
     }
 
-    private static bool IsAlive(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)..][0] != 'Z';
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-    }
+    private static bool IsAlive(int pid) => Hive.Interop.ProcFs.IsAlive(pid);
 }

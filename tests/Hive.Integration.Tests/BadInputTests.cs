@@ -6,21 +6,16 @@ namespace Hive.Integration.Tests;
 /// <summary>Untrusted input gets a JSON 4xx with a message — never a 5xx, a crash or the host's data.</summary>
 [TestFixture]
 [CancelAfter(600_000)]
-public sealed class BadInputTests
+public sealed class BadInputTests : SharedControllerFixture
 {
-    private ControllerProcess _hive = null!;
     private string _name = null!;
 
     [OneTimeSetUp]
-    public async Task StartAsync()
+    public async Task CreateSandboxAsync()
     {
-        _hive = await ControllerProcess.StartAsync();
         _name = Names.Unique("bad");
-        await _hive.CreateAsync(new { name = _name });
+        await Controller.CreateAsync(new { name = _name });
     }
-
-    [OneTimeTearDown]
-    public async Task StopAsync() => await _hive.DisposeAsync();
 
     private static IEnumerable<TestCaseData> CreateBodies()
     {
@@ -53,10 +48,10 @@ public sealed class BadInputTests
     [TestCaseSource(nameof(CreateBodies))]
     public async Task Create_rejects(string body, int expected)
     {
-        var (status, json) = await _hive.SendAsync(HttpMethod.Post, "/api/v1/hiveboxes", body);
+        var (status, json) = await Controller.SendAsync(HttpMethod.Post, "/api/v1/hiveboxes", body);
         Assert.That(status, Is.EqualTo(expected), json.ToString());
         Assert.That(json.GetProperty("error").GetString(), Is.Not.Empty);
-        var (_, list) = await _hive.SendAsync(HttpMethod.Get, "/api/v1/hiveboxes");
+        var (_, list) = await Controller.SendAsync(HttpMethod.Get, "/api/v1/hiveboxes");
         Assert.That(list.GetProperty("total").GetInt32(), Is.EqualTo(1), "a rejected create must not leave a sandbox");
     }
 
@@ -82,7 +77,7 @@ public sealed class BadInputTests
     [TestCaseSource(nameof(Requests))]
     public async Task Sandbox_requests_reject(string method, string suffix, string? body, int expected)
     {
-        var (status, json) = await _hive.SendAsync(new HttpMethod(method), $"/api/v1/hiveboxes/{_name}/{suffix}", body);
+        var (status, json) = await Controller.SendAsync(new HttpMethod(method), $"/api/v1/hiveboxes/{_name}/{suffix}", body);
         Assert.That(status, Is.EqualTo(expected), json.ToString());
         Assert.That(json.GetProperty("error").GetString(), Is.Not.Empty);
     }
@@ -93,7 +88,7 @@ public sealed class BadInputTests
     [TestCase("GET", "/api/v1/hiveboxes/no-such-box/files/list")]
     public async Task Unknown_sandbox_is_404(string method, string path)
     {
-        var (status, json) = await _hive.SendAsync(new HttpMethod(method), path, method == "POST" ? """{"command": "true"}""" : null);
+        var (status, json) = await Controller.SendAsync(new HttpMethod(method), path, method == "POST" ? """{"command": "true"}""" : null);
         Assert.That(status, Is.EqualTo(404), json.ToString());
     }
 
@@ -102,19 +97,19 @@ public sealed class BadInputTests
     [TestCase("/api/v1/hiveboxes/..%2F..%2Fetc")]
     public async Task Hostile_names_in_the_path_are_400(string path)
     {
-        var (status, json) = await _hive.SendAsync(HttpMethod.Get, path);
+        var (status, json) = await Controller.SendAsync(HttpMethod.Get, path);
         Assert.That(status, Is.EqualTo(400), json.ToString());
     }
 
     [Test]
     public async Task Path_escapes_read_the_containers_file_never_the_hosts()
     {
-        using var response = await _hive.Http.GetAsync($"/api/v1/hiveboxes/{_name}/files?path=/../../etc/shadow");
+        using var response = await Controller.Http.GetAsync($"/api/v1/hiveboxes/{_name}/files?path=/../../etc/shadow");
         var hostShadow = await File.ReadAllBytesAsync("/etc/shadow");
         if (response.StatusCode == HttpStatusCode.OK)
         {
             var body = await response.Content.ReadAsByteArrayAsync();
-            var containerShadow = await _hive.ExecAsync(_name, "cat /etc/shadow");
+            var containerShadow = await Controller.ExecAsync(_name, "cat /etc/shadow");
             Assert.That(body, Is.EqualTo(System.Text.Encoding.UTF8.GetBytes(containerShadow.GetProperty("stdout").GetString()!)));
             Assert.That(body, Is.Not.EqualTo(hostShadow));
         }
@@ -124,8 +119,8 @@ public sealed class BadInputTests
         }
 
         // A symlink the agent plants pointing at "/" resolves inside the container too.
-        await _hive.ExecAsync(_name, "mkdir -p /tmp/esc && ln -sf /../../../../etc/hostname /tmp/esc/link");
-        var viaLink = await _hive.Http.GetStringAsync($"/api/v1/hiveboxes/{_name}/files?path=/tmp/esc/link");
+        await Controller.ExecAsync(_name, "mkdir -p /tmp/esc && ln -sf /../../../../etc/hostname /tmp/esc/link");
+        var viaLink = await Controller.Http.GetStringAsync($"/api/v1/hiveboxes/{_name}/files?path=/tmp/esc/link");
         Assert.That(viaLink.Trim(), Is.EqualTo(_name));
     }
 
@@ -163,18 +158,18 @@ public sealed class BadInputTests
         using (var content = new StreamContent(new PatternStream(size), 64 * 1024))
         {
             content.Headers.ContentLength = size;
-            using var put = await _hive.Http.PutAsync($"/api/v1/hiveboxes/{_name}/files?path=/tmp/big.bin", content);
+            using var put = await Controller.Http.PutAsync($"/api/v1/hiveboxes/{_name}/files?path=/tmp/big.bin", content);
             Assert.That(put.StatusCode, Is.EqualTo(HttpStatusCode.OK), await put.Content.ReadAsStringAsync());
         }
 
-        var hwmKb = Host.ReadStatusKb(_hive.Pid, "VmHWM");
+        var hwmKb = Host.ReadStatusKb(Controller.Pid, "VmHWM");
         Assert.That(hwmKb, Is.LessThan(400 * 1024), "the Controller must stream uploads, not buffer them");
-        var check = await _hive.ExecAsync(_name, "stat -c %s /tmp/big.bin && head -c 16 /tmp/big.bin | od -An -tu1 | tr -s ' '", timeout: 60);
+        var check = await Controller.ExecAsync(_name, "stat -c %s /tmp/big.bin && head -c 16 /tmp/big.bin | od -An -tu1 | tr -s ' '", timeout: 60);
         Assert.That(check.GetProperty("stdout").GetString(), Does.StartWith($"{size}\n"));
         Assert.That(check.GetProperty("stdout").GetString(), Does.Contain(" 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15"));
 
         long downloaded = 0;
-        await using (var stream = await _hive.Http.GetStreamAsync($"/api/v1/hiveboxes/{_name}/files?path=/tmp/big.bin"))
+        await using (var stream = await Controller.Http.GetStreamAsync($"/api/v1/hiveboxes/{_name}/files?path=/tmp/big.bin"))
         {
             var buffer = new byte[1 << 20];
             int n;
@@ -185,8 +180,8 @@ public sealed class BadInputTests
         }
 
         Assert.That(downloaded, Is.EqualTo(size));
-        Assert.That(Host.ReadStatusKb(_hive.Pid, "VmHWM"), Is.LessThan(400 * 1024));
-        await _hive.ExecAsync(_name, "rm /tmp/big.bin");
+        Assert.That(Host.ReadStatusKb(Controller.Pid, "VmHWM"), Is.LessThan(400 * 1024));
+        await Controller.ExecAsync(_name, "rm /tmp/big.bin");
     }
 
     /// <summary>A generated, non-seekable stream of bytes 0,1,…,255,0,1,… so 1 GiB never exists in memory.</summary>

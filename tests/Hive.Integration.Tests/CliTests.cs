@@ -6,21 +6,15 @@ namespace Hive.Integration.Tests;
 /// <summary>The `hive` CLI against a real Controller: create, ls, exec (exit code passes through), cp both ways, rm.</summary>
 [TestFixture]
 [CancelAfter(600_000)]
-public sealed class CliTests
+public sealed class CliTests : SharedControllerFixture
 {
-    private ControllerProcess _hive = null!;
-
-    [OneTimeSetUp]
-    public async Task StartAsync() => _hive = await ControllerProcess.StartAsync(apiKey: "cli-test-key-42");
-
-    [OneTimeTearDown]
-    public async Task StopAsync() => await _hive.DisposeAsync();
+    protected override string? ApiKey => "cli-test-key-42";
 
     private async Task<(int ExitCode, byte[] Stdout, string Stderr)> HiveAsync(params string[] args)
     {
         var start = new ProcessStartInfo(Paths.Cli) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.Environment["HIVEBOX_API_URL"] = _hive.BaseAddress.ToString().TrimEnd('/');
-        start.Environment["HIVEBOX_API_KEY"] = _hive.ApiKey;
+        start.Environment["HIVEBOX_API_URL"] = Controller.BaseAddress.ToString().TrimEnd('/');
+        start.Environment["HIVEBOX_API_KEY"] = Controller.ApiKey;
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
@@ -55,12 +49,12 @@ public sealed class CliTests
         var quoted = await HiveAsync("exec", name, "--", "printf", "%s|", "a b", "it's", "$HOME");
         Assert.That(System.Text.Encoding.UTF8.GetString(quoted.Stdout), Is.EqualTo("a b|it's|$HOME|"), "arguments are passed verbatim, not re-split or expanded");
 
-        var local = Path.Combine(_hive.DataDir, "upload.bin");
+        var local = Path.Combine(Controller.DataDir, "upload.bin");
         var payload = RandomNumberGenerator.GetBytes(1 << 20);
         await File.WriteAllBytesAsync(local, payload);
         var up = await HiveAsync("cp", local, $"{name}:/work/upload.bin");
         Assert.That(up.ExitCode, Is.Zero, up.Stderr);
-        var back = Path.Combine(_hive.DataDir, "download.bin");
+        var back = Path.Combine(Controller.DataDir, "download.bin");
         var down = await HiveAsync("cp", $"{name}:/work/upload.bin", back);
         Assert.That(down.ExitCode, Is.Zero, down.Stderr);
         Assert.That(await File.ReadAllBytesAsync(back), Is.EqualTo(payload));
@@ -73,7 +67,7 @@ public sealed class CliTests
 
         var rm = await HiveAsync("rm", name);
         Assert.That(rm.ExitCode, Is.Zero, rm.Stderr);
-        Assert.That(await Host.LeftoversAsync(name, _hive.StateDir(name)), Is.Empty);
+        Assert.That(await Host.LeftoversAsync(name, Controller.StateDir(name)), Is.Empty);
         var gone = await HiveAsync("exec", name, "--", "true");
         Assert.That(gone.ExitCode, Is.EqualTo(1));
         Assert.That(gone.Stderr, Does.Contain("not found"));
@@ -84,7 +78,7 @@ public sealed class CliTests
     {
         var start = new ProcessStartInfo(Paths.Cli) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         start.ArgumentList.Add("ls");
-        start.Environment["HIVEBOX_API_URL"] = _hive.BaseAddress.ToString().TrimEnd('/');
+        start.Environment["HIVEBOX_API_URL"] = Controller.BaseAddress.ToString().TrimEnd('/');
         start.Environment["HIVEBOX_API_KEY"] = "wrong-key-000000";
         using var process = Process.Start(start)!;
         var stderr = await process.StandardError.ReadToEndAsync();

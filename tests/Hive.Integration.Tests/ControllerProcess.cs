@@ -10,7 +10,7 @@ namespace Hive.Integration.Tests;
 /// A real hive-controller process on 127.0.0.1 with a port of its own choosing, a private data dir,
 /// the built Sbxd and agent bundle, and the cached base image.
 /// </summary>
-internal sealed partial class ControllerProcess : IAsyncDisposable
+public sealed partial class ControllerProcess : IAsyncDisposable
 {
     private readonly List<string> _log = [];
     private Process? _process;

@@ -7,21 +7,13 @@ namespace Hive.Integration.Tests;
 /// <summary>The issue's end-to-end walk: create, exec, timeout, files, list, delete — and nothing left behind.</summary>
 [TestFixture]
 [CancelAfter(600_000)]
-public sealed class LifecycleTests
+public sealed class LifecycleTests : SharedControllerFixture
 {
-    private ControllerProcess _hive = null!;
-
-    [OneTimeSetUp]
-    public async Task StartAsync() => _hive = await ControllerProcess.StartAsync();
-
-    [OneTimeTearDown]
-    public async Task StopAsync() => await _hive.DisposeAsync();
-
     [Test]
     public async Task Create_exec_files_delete_leaves_nothing_behind()
     {
         var name = Names.Unique("life");
-        var created = await _hive.CreateAsync(new { name });
+        var created = await Controller.CreateAsync(new { name });
         Assert.Multiple(() =>
         {
             Assert.That(created.GetProperty("id").GetString(), Is.EqualTo(name));
@@ -36,37 +28,37 @@ public sealed class LifecycleTests
             Assert.That((expiresAt - createdAt).TotalSeconds, Is.EqualTo(3600).Within(1));
         });
 
-        var python = await _hive.ExecAsync(name, "python3 -c 'print(1+1)'");
+        var python = await Controller.ExecAsync(name, "python3 -c 'print(1+1)'");
         Assert.That(python.GetProperty("stdout").GetString(), Is.EqualTo("2\n"));
         Assert.That(python.GetProperty("exit_code").GetInt32(), Is.Zero);
         Assert.That(python.GetProperty("stderr").GetString(), Is.Empty);
         Assert.That(python.GetProperty("duration_ms").GetInt64(), Is.GreaterThanOrEqualTo(0));
 
-        var exit3 = await _hive.ExecAsync(name, "echo out; echo err >&2; exit 3");
+        var exit3 = await Controller.ExecAsync(name, "echo out; echo err >&2; exit 3");
         Assert.That(exit3.GetProperty("exit_code").GetInt32(), Is.EqualTo(3));
         Assert.That(exit3.GetProperty("stdout").GetString(), Is.EqualTo("out\n"));
         Assert.That(exit3.GetProperty("stderr").GetString(), Is.EqualTo("err\n"));
 
-        var slept = await _hive.ExecAsync(name, "sleep 100", timeout: 1);
+        var slept = await Controller.ExecAsync(name, "sleep 100", timeout: 1);
         Assert.That(slept.GetProperty("timed_out").GetBoolean(), Is.True);
         Assert.That(slept.GetProperty("exit_code").GetInt32(), Is.Not.Zero);
         Assert.That(slept.GetProperty("duration_ms").GetInt64(), Is.InRange(900, 30_000));
-        var sleeping = await _hive.ExecAsync(name, "ps -eo comm | grep -c '^sleep$' || true");
+        var sleeping = await Controller.ExecAsync(name, "ps -eo comm | grep -c '^sleep$' || true");
         Assert.That(sleeping.GetProperty("stdout").GetString()!.Trim(), Is.EqualTo("0"), "the timed-out command's process group must be gone");
 
         var payload = RandomNumberGenerator.GetBytes((3 << 20) + 17);
-        using (var put = await _hive.Http.PutAsync($"/api/v1/hiveboxes/{name}/files?path=/work/data/blob.bin", new ByteArrayContent(payload)))
+        using (var put = await Controller.Http.PutAsync($"/api/v1/hiveboxes/{name}/files?path=/work/data/blob.bin", new ByteArrayContent(payload)))
         {
             Assert.That(put.StatusCode, Is.EqualTo(HttpStatusCode.OK), await put.Content.ReadAsStringAsync());
         }
 
-        await _hive.Http.PutAsync($"/api/v1/hiveboxes/{name}/files?path=/work/readme.txt", new StringContent("hello\n"));
-        var downloaded = await _hive.Http.GetByteArrayAsync($"/api/v1/hiveboxes/{name}/files?path=/work/data/blob.bin");
+        await Controller.Http.PutAsync($"/api/v1/hiveboxes/{name}/files?path=/work/readme.txt", new StringContent("hello\n"));
+        var downloaded = await Controller.Http.GetByteArrayAsync($"/api/v1/hiveboxes/{name}/files?path=/work/data/blob.bin");
         Assert.That(downloaded, Is.EqualTo(payload), "download must be byte-identical to the upload");
-        var sum = await _hive.ExecAsync(name, "sha256sum /work/data/blob.bin | cut -d' ' -f1");
+        var sum = await Controller.ExecAsync(name, "sha256sum /work/data/blob.bin | cut -d' ' -f1");
         Assert.That(sum.GetProperty("stdout").GetString()!.Trim(), Is.EqualTo(Convert.ToHexStringLower(SHA256.HashData(payload))));
 
-        var (status, list) = await _hive.SendAsync(HttpMethod.Get, $"/api/v1/hiveboxes/{name}/files/list?path=/work");
+        var (status, list) = await Controller.SendAsync(HttpMethod.Get, $"/api/v1/hiveboxes/{name}/files/list?path=/work");
         Assert.That(status, Is.EqualTo(200), list.ToString());
         var entries = list.GetProperty("entries").EnumerateArray().ToDictionary(e => e.GetProperty("path").GetString()!);
         Assert.That(entries.Keys, Is.EquivalentTo(new[] { "/work/data", "/work/data/blob.bin", "/work/readme.txt" }));
@@ -77,18 +69,18 @@ public sealed class LifecycleTests
         Assert.That(entries["/work/readme.txt"].GetProperty("name").GetString(), Is.EqualTo("readme.txt"));
         Assert.That(list.GetProperty("total").GetInt32(), Is.EqualTo(3));
 
-        var (listed, all) = await _hive.SendAsync(HttpMethod.Get, "/api/v1/hiveboxes");
+        var (listed, all) = await Controller.SendAsync(HttpMethod.Get, "/api/v1/hiveboxes");
         Assert.That(listed, Is.EqualTo(200));
         var mine = all.GetProperty("sandboxes").EnumerateArray().Single(s => s.GetProperty("id").GetString() == name);
         Assert.That(mine.GetProperty("commands_executed").GetInt64(), Is.GreaterThanOrEqualTo(5));
         Assert.That(mine.GetProperty("ttl_seconds").GetInt64(), Is.InRange(3000, 3600));
         Assert.That(mine.GetProperty("memory").GetString(), Is.EqualTo("512m"));
 
-        var (deleted, body) = await _hive.SendAsync(HttpMethod.Delete, $"/api/v1/hiveboxes/{name}");
+        var (deleted, body) = await Controller.SendAsync(HttpMethod.Delete, $"/api/v1/hiveboxes/{name}");
         Assert.That(deleted, Is.EqualTo(200), body.ToString());
         Assert.That(body.GetProperty("status").GetString(), Is.EqualTo("destroyed"));
-        Assert.That(await Host.LeftoversAsync(name, _hive.StateDir(name)), Is.Empty);
-        var (gone, _) = await _hive.SendAsync(HttpMethod.Get, $"/api/v1/hiveboxes/{name}");
+        Assert.That(await Host.LeftoversAsync(name, Controller.StateDir(name)), Is.Empty);
+        var (gone, _) = await Controller.SendAsync(HttpMethod.Get, $"/api/v1/hiveboxes/{name}");
         Assert.That(gone, Is.EqualTo(404));
     }
 
@@ -96,31 +88,31 @@ public sealed class LifecycleTests
     public async Task Put_is_get_or_create_and_post_rejects_duplicates()
     {
         var name = Names.Unique("goc");
-        var (first, a) = await _hive.SendAsync(HttpMethod.Put, $"/api/v1/hiveboxes/{name}", """{"memory": "256m"}""");
+        var (first, a) = await Controller.SendAsync(HttpMethod.Put, $"/api/v1/hiveboxes/{name}", """{"memory": "256m"}""");
         Assert.That(first, Is.EqualTo(201), a.ToString());
-        var (second, b) = await _hive.SendAsync(HttpMethod.Put, $"/api/v1/hiveboxes/{name}", """{"memory": "256m"}""");
+        var (second, b) = await Controller.SendAsync(HttpMethod.Put, $"/api/v1/hiveboxes/{name}", """{"memory": "256m"}""");
         Assert.That(second, Is.EqualTo(200), b.ToString());
         Assert.That(b.GetProperty("created_at").GetString(), Is.EqualTo(a.GetProperty("created_at").GetString()));
-        var (conflict, c) = await _hive.SendAsync(HttpMethod.Put, $"/api/v1/hiveboxes/{name}", """{"memory": "1g"}""");
+        var (conflict, c) = await Controller.SendAsync(HttpMethod.Put, $"/api/v1/hiveboxes/{name}", """{"memory": "1g"}""");
         Assert.That(conflict, Is.EqualTo(409), c.ToString());
         Assert.That(c.GetProperty("error").GetString(), Does.Contain("memory"));
-        var (dup, d) = await _hive.SendAsync(HttpMethod.Post, "/api/v1/hiveboxes", JsonSerializer.Serialize(new { name }));
+        var (dup, d) = await Controller.SendAsync(HttpMethod.Post, "/api/v1/hiveboxes", JsonSerializer.Serialize(new { name }));
         Assert.That(dup, Is.EqualTo(409), d.ToString());
-        var (detail, e) = await _hive.SendAsync(HttpMethod.Get, $"/api/v1/hiveboxes/{name}");
+        var (detail, e) = await Controller.SendAsync(HttpMethod.Get, $"/api/v1/hiveboxes/{name}");
         Assert.That(detail, Is.EqualTo(200));
         Assert.That(e.GetProperty("limits").GetProperty("memory").GetString(), Is.EqualTo("256m"));
         Assert.That(e.GetProperty("uptime_seconds").GetInt64(), Is.GreaterThanOrEqualTo(0));
-        await _hive.DestroyAsync(name);
+        await Controller.DestroyAsync(name);
     }
 
     [Test]
     public async Task Random_name_when_none_is_given()
     {
-        var created = await _hive.CreateAsync(new { memory = "128m" });
+        var created = await Controller.CreateAsync(new { memory = "128m" });
         var id = created.GetProperty("id").GetString()!;
         Assert.That(id, Does.Match("^hb-[a-z0-9]+$"));
-        await _hive.DestroyAsync(id);
-        Assert.That(await Host.LeftoversAsync(id, _hive.StateDir(id)), Is.Empty);
+        await Controller.DestroyAsync(id);
+        Assert.That(await Host.LeftoversAsync(id, Controller.StateDir(id)), Is.Empty);
     }
 
     [Test]
@@ -128,32 +120,32 @@ public sealed class LifecycleTests
     {
         var a = Names.Unique("iso-a");
         var b = Names.Unique("iso-b");
-        await _hive.CreateAsync(new { name = a });
-        await _hive.CreateAsync(new { name = b });
+        await Controller.CreateAsync(new { name = a });
+        await Controller.CreateAsync(new { name = b });
         try
         {
-            await _hive.ExecAsync(a, "echo secret-a > /root/secret.txt; (setsid sleep 300 >/dev/null 2>&1 &); echo started");
-            var bFiles = await _hive.ExecAsync(b, "cat /root/secret.txt");
+            await Controller.ExecAsync(a, "echo secret-a > /root/secret.txt; (setsid sleep 300 >/dev/null 2>&1 &); echo started");
+            var bFiles = await Controller.ExecAsync(b, "cat /root/secret.txt");
             Assert.That(bFiles.GetProperty("exit_code").GetInt32(), Is.Not.Zero);
             Assert.That(bFiles.GetProperty("stdout").GetString(), Does.Not.Contain("secret"));
-            var bProcs = await _hive.ExecAsync(b, "ps -eo pid,comm");
+            var bProcs = await Controller.ExecAsync(b, "ps -eo pid,comm");
             Assert.That(bProcs.GetProperty("stdout").GetString(), Does.Not.Contain("sleep"));
-            var aProcs = await _hive.ExecAsync(a, "ps -eo pid,comm");
+            var aProcs = await Controller.ExecAsync(a, "ps -eo pid,comm");
             Assert.That(aProcs.GetProperty("stdout").GetString(), Does.Contain("sleep"));
-            var (status, _) = await _hive.SendAsync(HttpMethod.Get, $"/api/v1/hiveboxes/{b}/files?path=/root/secret.txt");
+            var (status, _) = await Controller.SendAsync(HttpMethod.Get, $"/api/v1/hiveboxes/{b}/files?path=/root/secret.txt");
             Assert.That(status, Is.EqualTo(404));
-            var hostname = await _hive.ExecAsync(b, "hostname");
+            var hostname = await Controller.ExecAsync(b, "hostname");
             Assert.That(hostname.GetProperty("stdout").GetString()!.Trim(), Is.EqualTo(b));
-            var net = await _hive.ExecAsync(b, "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '");
+            var net = await Controller.ExecAsync(b, "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '");
             Assert.That(net.GetProperty("stdout").GetString()!.Trim(), Is.EqualTo("lo"), "network mode none: loopback only");
         }
         finally
         {
-            await _hive.DestroyAsync(a);
-            await _hive.DestroyAsync(b);
+            await Controller.DestroyAsync(a);
+            await Controller.DestroyAsync(b);
         }
 
-        Assert.That(await Host.LeftoversAsync(a, _hive.StateDir(a)), Is.Empty);
-        Assert.That(await Host.LeftoversAsync(b, _hive.StateDir(b)), Is.Empty);
+        Assert.That(await Host.LeftoversAsync(a, Controller.StateDir(a)), Is.Empty);
+        Assert.That(await Host.LeftoversAsync(b, Controller.StateDir(b)), Is.Empty);
     }
 }

@@ -5,33 +5,25 @@ namespace Hive.Integration.Tests;
 /// <summary>memory, pids and cpus from the create request hold inside the container.</summary>
 [TestFixture]
 [CancelAfter(600_000)]
-public sealed class LimitsTests
+public sealed class LimitsTests : SharedControllerFixture
 {
-    private ControllerProcess _hive = null!;
-
-    [OneTimeSetUp]
-    public async Task StartAsync() => _hive = await ControllerProcess.StartAsync();
-
-    [OneTimeTearDown]
-    public async Task StopAsync() => await _hive.DisposeAsync();
-
     [Test]
     public async Task Memory_hog_is_oom_killed_and_the_response_says_so()
     {
         var name = Names.Unique("oom");
-        await _hive.CreateAsync(new { name, memory = "64m" });
+        await Controller.CreateAsync(new { name, memory = "64m" });
         try
         {
-            var hog = await _hive.ExecAsync(name, "python3 -c 'b = bytearray(400 * 1024 * 1024); print(len(b))'", timeout: 60);
+            var hog = await Controller.ExecAsync(name, "python3 -c 'b = bytearray(400 * 1024 * 1024); print(len(b))'", timeout: 60);
             Assert.That(hog.GetProperty("oom_killed").GetBoolean(), Is.True, hog.ToString());
             Assert.That(hog.GetProperty("exit_code").GetInt32(), Is.EqualTo(137), hog.ToString());
-            var after = await _hive.ExecAsync(name, "echo alive");
+            var after = await Controller.ExecAsync(name, "echo alive");
             Assert.That(after.GetProperty("stdout").GetString(), Is.EqualTo("alive\n"), "the sandbox survives its command's OOM kill");
             Assert.That(after.GetProperty("oom_killed").GetBoolean(), Is.False);
         }
         finally
         {
-            await _hive.DestroyAsync(name);
+            await Controller.DestroyAsync(name);
         }
     }
 
@@ -39,19 +31,19 @@ public sealed class LimitsTests
     public async Task Fork_bomb_stops_at_pids()
     {
         var name = Names.Unique("pids");
-        await _hive.CreateAsync(new { name, pids = 40 });
+        await Controller.CreateAsync(new { name, pids = 40 });
         try
         {
-            var bomb = await _hive.ExecAsync(name, "i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done; wait", timeout: 5);
+            var bomb = await Controller.ExecAsync(name, "i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done; wait", timeout: 5);
             Assert.That(bomb.GetProperty("stderr").GetString(), Does.Contain("fork").IgnoreCase.Or.Contain("resource temporarily unavailable").IgnoreCase, bomb.ToString());
             var current = int.Parse(File.ReadAllText($"/sys/fs/cgroup/pids/hive/{name}/pids.max").Trim(), CultureInfo.InvariantCulture);
             Assert.That(current, Is.EqualTo(40));
-            var after = await _hive.ExecAsync(name, "echo alive");
+            var after = await Controller.ExecAsync(name, "echo alive");
             Assert.That(after.GetProperty("stdout").GetString(), Is.EqualTo("alive\n"), "the timeout killed the bomb's group and the sandbox works again");
         }
         finally
         {
-            await _hive.DestroyAsync(name);
+            await Controller.DestroyAsync(name);
         }
     }
 
@@ -59,7 +51,7 @@ public sealed class LimitsTests
     public async Task Half_a_cpu_is_throttled()
     {
         var name = Names.Unique("cpu");
-        await _hive.CreateAsync(new { name, cpus = 0.5 });
+        await Controller.CreateAsync(new { name, cpus = 0.5 });
         try
         {
             var quota = long.Parse(File.ReadAllText($"/sys/fs/cgroup/cpu/hive/{name}/cpu.cfs_quota_us").Trim(), CultureInfo.InvariantCulture);
@@ -70,7 +62,7 @@ public sealed class LimitsTests
             var usageFile = $"/sys/fs/cgroup/cpuacct/hive/{name}/cpuacct.usage";
             var before = long.Parse(File.ReadAllText(usageFile).Trim(), CultureInfo.InvariantCulture);
             const string Spin = "python3 -c 'import os, time\npid = os.fork()\nt = time.time()\nwhile time.time() - t < 3: pass\nif pid: os.waitpid(pid, 0)\n'";
-            var busy = await _hive.ExecAsync(name, Spin, timeout: 60);
+            var busy = await Controller.ExecAsync(name, Spin, timeout: 60);
             Assert.That(busy.GetProperty("exit_code").GetInt32(), Is.Zero, busy.ToString());
             var stat = File.ReadAllLines($"/sys/fs/cgroup/cpu/hive/{name}/cpu.stat")
                 .Select(l => l.Split(' '))
@@ -82,7 +74,7 @@ public sealed class LimitsTests
         }
         finally
         {
-            await _hive.DestroyAsync(name);
+            await Controller.DestroyAsync(name);
         }
     }
 }

@@ -106,20 +106,6 @@ internal sealed partial class SbxdLauncher(ControllerOptions options, ILogger<Sb
         return null;
     }
 
-    /// <summary>True while <paramref name="pid"/> exists and is not a zombie.</summary>
-    public static bool IsAlive(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)..][0] != 'Z';
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-    }
-
     private static async Task<int> RunAsync(string file, IReadOnlyList<string> args, CancellationToken cancellationToken)
     {
         var start = new ProcessStartInfo(file) { UseShellExecute = false };
