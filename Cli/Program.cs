@@ -10,7 +10,10 @@ if (args.Length > 0 && args[0] == "daemon")
 var root = CommandTree.Build();
 try
 {
-    return await root.Parse(args).InvokeAsync(new System.CommandLine.InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    var parse = root.Parse(args);
+    var exitCode = await parse.InvokeAsync(new System.CommandLine.InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    return parse.Errors.Count > 0 ? 2 : exitCode; // usage errors are 2, like every other failure to understand the command line
+
 }
 catch (CliException ex)
 {

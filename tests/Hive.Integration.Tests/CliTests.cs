@@ -86,4 +86,14 @@ public sealed class CliTests : SharedControllerFixture
         Assert.That(process.ExitCode, Is.EqualTo(1));
         Assert.That(stderr, Does.Contain("unauthorized"));
     }
+
+    [TestCase("bogus")]
+    [TestCase("exec")]
+    [TestCase("cp", "a", "b")]
+    [TestCase("create", "--cpus", "lots")]
+    public async Task Usage_errors_exit_2(params string[] args)
+    {
+        var (code, _, _) = await HiveAsync(args);
+        Assert.That(code, Is.EqualTo(2));
+    }
 }
