@@ -7,13 +7,7 @@ internal sealed class Cgroups(SandboxLayout layout)
 {
     private const string Root = "/sys/fs/cgroup";
 
-    public ulong OomKills()
-    {
-        var v1 = Path.Combine(Root, "memory", layout.CgroupPath.TrimStart('/'), "memory.oom_control");
-        var v2 = Path.Combine(Root, layout.CgroupPath.TrimStart('/'), "memory.events");
-        var file = File.Exists(v1) ? v1 : v2;
-        return ReadKeyed(file, "oom_kill");
-    }
+    public ulong OomKills() => Hive.Interop.CgroupCounters.OomKills(layout.CgroupPath);
 
     public ulong MemoryUsage() =>
         ReadNumber(Path.Combine(Root, "memory", layout.CgroupPath.TrimStart('/'), "memory.usage_in_bytes"))
@@ -108,28 +102,5 @@ internal sealed class Cgroups(SandboxLayout layout)
         }
     }
 
-    private static ulong ReadKeyed(string file, string key)
-    {
-        try
-        {
-            if (!File.Exists(file))
-            {
-                return 0;
-            }
-
-            foreach (var line in File.ReadLines(file))
-            {
-                var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                if (parts.Length == 2 && parts[0] == key && ulong.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var v))
-                {
-                    return v;
-                }
-            }
-        }
-        catch (IOException)
-        {
-        }
-
-        return 0;
-    }
+    private static ulong ReadKeyed(string file, string key) => Hive.Interop.CgroupCounters.ReadKeyed(file, key);
 }

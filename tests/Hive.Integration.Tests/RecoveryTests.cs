@@ -51,13 +51,15 @@ public sealed class RecoveryTests
             await Task.Delay(50);
         }
 
-        // The next call notices, restarts Sbxd, and works — with the sandbox's files intact.
-        var exec = await hive.ExecAsync(name, "cat /root/keep.txt");
-        Assert.That(exec.GetProperty("stdout").GetString(), Is.EqualTo("still-here\n"));
+        // Files go through Sbxd: the next call notices it is gone, restarts it, and works — files intact.
+        var note = await hive.Http.GetStringAsync($"/api/v1/hiveboxes/{name}/files?path=/root/keep.txt");
+        Assert.That(note, Is.EqualTo("still-here\n"));
         var newPid = int.Parse(File.ReadAllText(pidFile).Trim(), System.Globalization.CultureInfo.InvariantCulture);
         Assert.That(newPid, Is.Not.EqualTo(oldPid));
         var (_, detail) = await hive.SendAsync(HttpMethod.Get, $"/api/v1/hiveboxes/{name}");
         Assert.That(detail.GetProperty("status").GetString(), Is.EqualTo("running"));
+        var exec = await hive.ExecAsync(name, "cat /root/keep.txt");
+        Assert.That(exec.GetProperty("stdout").GetString(), Is.EqualTo("still-here\n"));
 
         await hive.DestroyAsync(name);
         Assert.That(await Host.LeftoversAsync(name, hive.StateDir(name)), Is.Empty);

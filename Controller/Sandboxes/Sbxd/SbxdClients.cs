@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Hive.Interop;
 using Hive.Protos.V1;
 using Hive.Wire;
 
@@ -8,13 +9,26 @@ namespace Hive.Controller.Sandboxes.Sbxd;
 internal sealed class SbxdClients(SbxdLauncher launcher) : IDisposable
 {
     private const string Service = "/hive.v1.Sandbox/";
+    private const string AgentService = "/hive.v1.Agent/";
     private readonly ConcurrentDictionary<string, GrpcChannel> _channels = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, GrpcChannel> _agentChannels = new(StringComparer.Ordinal);
 
     public Task<SandboxStatus> GetStatusAsync(string name, TimeSpan timeout, CancellationToken cancellationToken) =>
         Channel(name).UnaryAsync<GetStatusRequest, SandboxStatus>(Service + "GetStatus", new GetStatusRequest(), new CallOptions(timeout, cancellationToken));
 
-    public Task<ExecResponse> ExecAsync(string name, ExecRequest request, TimeSpan? timeout, CancellationToken cancellationToken) =>
-        Channel(name).UnaryAsync<ExecRequest, ExecResponse>(Service + "Exec", request, new CallOptions(timeout, cancellationToken));
+    /// <summary>
+    /// Exec goes straight to the agent's socket (in the sandbox's host-only state dir): one process
+    /// hop fewer than through Sbxd, which is most of what an exec costs besides the process itself
+    /// (docs/BENCHMARKS.md). OOM kills are read from the sandbox's memory cgroup around the call.
+    /// </summary>
+    public async Task<ExecResponse> ExecAsync(string name, ExecRequest request, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        var cgroup = "/hive/" + name;
+        var oomBefore = CgroupCounters.OomKills(cgroup);
+        var response = await AgentChannel(name).UnaryAsync<ExecRequest, ExecResponse>(AgentService + "Exec", request, new CallOptions(timeout, cancellationToken));
+        response.OomKilled = CgroupCounters.OomKills(cgroup) > oomBefore;
+        return response;
+    }
 
     public IAsyncEnumerable<FileChunk> ReadFileAsync(string name, string path, CancellationToken cancellationToken) =>
         Channel(name).ServerStreamingAsync<ReadFileRequest, FileChunk>(Service + "ReadFile", new ReadFileRequest { Path = path }, new CallOptions(null, cancellationToken));
@@ -34,17 +48,26 @@ internal sealed class SbxdClients(SbxdLauncher launcher) : IDisposable
         {
             channel.Dispose();
         }
+
+        if (_agentChannels.TryRemove(name, out var agent))
+        {
+            agent.Dispose();
+        }
     }
 
     public void Dispose()
     {
-        foreach (var channel in _channels.Values)
+        foreach (var channel in _channels.Values.Concat(_agentChannels.Values))
         {
             channel.Dispose();
         }
 
         _channels.Clear();
+        _agentChannels.Clear();
     }
+
+    private GrpcChannel AgentChannel(string name) =>
+        _agentChannels.GetOrAdd(name, static (n, l) => GrpcChannel.ForUnixSocket(Path.Combine(l.StateDir(n), "agent.sock")), launcher);
 
     private GrpcChannel Channel(string name) =>
         _channels.GetOrAdd(name, static (n, l) => GrpcChannel.ForUnixSocket(l.SocketPath(n)), launcher);
