@@ -55,4 +55,23 @@ public sealed class StoreTests
         store.TryInsert(Record("new", now));
         Assert.That(store.ListExpired(), Is.EqualTo(new[] { "old" }));
     }
+
+    [Test]
+    public void Cached_rows_follow_every_write()
+    {
+        var now = DateTimeOffset.UtcNow;
+        var store = new SandboxStore(Path.Combine(_dir, "hive.db"), TimeProvider.System);
+        store.TryInsert(Record("c", now));
+        Assert.That(store.Get("c").Status, Is.EqualTo(LifecycleStatus.Running));
+        store.SetStatus("c", LifecycleStatus.Failed, "boom");
+        Assert.That(store.Get("c").Error, Is.EqualTo("boom"));
+        store.IncrementCommands("c");
+        Assert.That(store.Get("c").CommandsExecuted, Is.EqualTo(1));
+        store.FlushCommands();
+        Assert.That(store.Get("c").CommandsExecuted, Is.EqualTo(1), "flushing neither loses nor doubles counts");
+        store.IncrementCommands("c");
+        Assert.That(store.Get("c").CommandsExecuted, Is.EqualTo(2));
+        store.Delete("c");
+        Assert.That(store.Find("c"), Is.Null);
+    }
 }

@@ -15,6 +15,8 @@ internal sealed class SandboxStore
     private readonly string _connectionString;
     private readonly TimeProvider _time;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _pendingCommands = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SandboxRecord> _rows = new(StringComparer.Ordinal);
+    private readonly Lock _cacheGate = new();
 
     public SandboxStore(string databasePath, TimeProvider time)
     {
@@ -31,7 +33,7 @@ internal sealed class SandboxStore
     }
 
     /// <summary>Inserts a new sandbox; false if the name is taken.</summary>
-    public bool TryInsert(SandboxRecord record)
+    public bool TryInsert(SandboxRecord record) => Write(record.Name, () =>
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
@@ -42,9 +44,9 @@ internal sealed class SandboxStore
             """;
         Bind(command, record);
         return command.ExecuteNonQuery() == 1;
-    }
+    });
 
-    public void Update(SandboxRecord record)
+    public void Update(SandboxRecord record) => Write(record.Name, () =>
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
@@ -53,10 +55,10 @@ internal sealed class SandboxStore
               expires_at = $expires, ip = $ip WHERE name = $name
             """;
         Bind(command, record);
-        command.ExecuteNonQuery();
-    }
+        return command.ExecuteNonQuery();
+    });
 
-    public void SetStatus(string name, string status, string? error)
+    public void SetStatus(string name, string status, string? error) => Write(name, () =>
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
@@ -64,8 +66,8 @@ internal sealed class SandboxStore
         command.Parameters.AddWithValue("$name", name);
         command.Parameters.AddWithValue("$status", status);
         command.Parameters.AddWithValue("$error", (object?)error ?? DBNull.Value);
-        command.ExecuteNonQuery();
-    }
+        return command.ExecuteNonQuery();
+    });
 
     /// <summary>
     /// Counts an exec. Kept in memory and written in batches by <see cref="FlushCommands"/>: a
@@ -73,26 +75,31 @@ internal sealed class SandboxStore
     /// </summary>
     public void IncrementCommands(string name) => _pendingCommands.AddOrUpdate(name, 1, static (_, n) => n + 1);
 
-    /// <summary>Writes counted execs to the database.</summary>
+    /// <summary>Writes counted execs to the database (readers see the same total before, during and after).</summary>
     public void FlushCommands()
     {
         foreach (var name in _pendingCommands.Keys)
         {
-            if (!_pendingCommands.TryRemove(name, out var n) || n == 0)
+            if (!_pendingCommands.TryGetValue(name, out var n) || n == 0)
             {
                 continue;
             }
 
-            using var connection = Open();
-            using var command = connection.CreateCommand();
-            command.CommandText = "UPDATE sandboxes SET commands_executed = commands_executed + $n WHERE name = $name";
-            command.Parameters.AddWithValue("$name", name);
-            command.Parameters.AddWithValue("$n", n);
-            command.ExecuteNonQuery();
+            Write(name, () =>
+            {
+                using var connection = Open();
+                using var command = connection.CreateCommand();
+                command.CommandText = "UPDATE sandboxes SET commands_executed = commands_executed + $n WHERE name = $name";
+                command.Parameters.AddWithValue("$name", name);
+                command.Parameters.AddWithValue("$n", n);
+                command.ExecuteNonQuery();
+                _rows.TryRemove(name, out _);
+                return _pendingCommands.AddOrUpdate(name, 0, (_, v) => v - n);
+            });
         }
     }
 
-    public bool Delete(string name)
+    public bool Delete(string name) => Write(name, () =>
     {
         _pendingCommands.TryRemove(name, out _);
         using var connection = Open();
@@ -100,16 +107,35 @@ internal sealed class SandboxStore
         command.CommandText = "DELETE FROM sandboxes WHERE name = $name";
         command.Parameters.AddWithValue("$name", name);
         return command.ExecuteNonQuery() == 1;
-    }
+    });
 
+    /// <summary>
+    /// One sandbox. Rows are cached in memory (this process is the database's only writer, and
+    /// every write below drops the cached row under the same lock), so the exec path costs no query.
+    /// </summary>
     public SandboxRecord? Find(string name)
     {
-        using var connection = Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT name, config, status, error, created_at, expires_at, commands_executed, ip FROM sandboxes WHERE name = $name";
-        command.Parameters.AddWithValue("$name", name);
-        using var reader = command.ExecuteReader();
-        return reader.Read() ? Read(reader) : null;
+        if (_rows.TryGetValue(name, out var cached))
+        {
+            return WithPending(cached);
+        }
+
+        lock (_cacheGate)
+        {
+            using var connection = Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "SELECT name, config, status, error, created_at, expires_at, commands_executed, ip FROM sandboxes WHERE name = $name";
+            command.Parameters.AddWithValue("$name", name);
+            using var reader = command.ExecuteReader();
+            if (!reader.Read())
+            {
+                return null;
+            }
+
+            var row = ReadRow(reader);
+            _rows[name] = row;
+            return WithPending(row);
+        }
     }
 
     public SandboxRecord Get(string name) => Find(name) ?? throw ApiException.SandboxNotFound(name);
@@ -157,9 +183,27 @@ internal sealed class SandboxStore
         command.Parameters.AddWithValue("$ip", (object?)record.Ip ?? DBNull.Value);
     }
 
-    private SandboxRecord Read(SqliteDataReader reader) => ReadRow(reader) is var record && _pendingCommands.TryGetValue(record.Name, out var pending)
+    private SandboxRecord Read(SqliteDataReader reader) => WithPending(ReadRow(reader));
+
+    private SandboxRecord WithPending(SandboxRecord record) => _pendingCommands.TryGetValue(record.Name, out var pending)
         ? record with { CommandsExecuted = record.CommandsExecuted + pending }
         : record;
+
+    /// <summary>Runs a write and drops the cached row of <paramref name="name"/>.</summary>
+    private T Write<T>(string name, Func<T> write)
+    {
+        lock (_cacheGate)
+        {
+            try
+            {
+                return write();
+            }
+            finally
+            {
+                _rows.TryRemove(name, out _);
+            }
+        }
+    }
 
     private static SandboxRecord ReadRow(SqliteDataReader reader) => new()
     {
