@@ -105,9 +105,9 @@ using (lockFile)
         {
             await WaitForAgentAsync(agent, lifetime.ApplicationStopping);
         }
-        catch (RpcException ex)
+        catch (Exception ex) when (ex is RpcException or Polly.Timeout.TimeoutRejectedException)
         {
-            throw new InvalidOperationException($"hive-agent did not answer ({ex.Detail}); agent log: {runtime.AgentLogTail()}");
+            throw new InvalidOperationException($"hive-agent did not answer within 30 s ({ex.Message}); agent log: {runtime.AgentLogTail()}");
         }
 
         service.SetState(SandboxState.Running);
@@ -124,22 +124,10 @@ using (lockFile)
     return 0;
 }
 
-static async Task WaitForAgentAsync(GrpcChannel agent, CancellationToken cancellationToken)
-{
-    var deadline = DateTimeOffset.UtcNow.AddSeconds(30);
-    while (true)
-    {
-        try
-        {
-            await agent.UnaryAsync<PingRequest, PingResponse>("/hive.v1.Agent/Ping", new PingRequest(), new CallOptions(TimeSpan.FromSeconds(2), cancellationToken));
-            return;
-        }
-        catch (RpcException) when (DateTimeOffset.UtcNow < deadline)
-        {
-            await Task.Delay(TimeSpan.FromMilliseconds(20), cancellationToken);
-        }
-    }
-}
+static async Task WaitForAgentAsync(GrpcChannel agent, CancellationToken cancellationToken) =>
+    await Resilience.AgentReady.ExecuteAsync(
+        async ct => await agent.UnaryAsync<PingRequest, PingResponse>("/hive.v1.Agent/Ping", new PingRequest(), new CallOptions(TimeSpan.FromSeconds(2), ct)),
+        cancellationToken);
 
 internal static partial class Log
 {

@@ -33,6 +33,7 @@ internal sealed partial class SandboxManager(
 {
     private static readonly TimeSpan StatusTimeout = TimeSpan.FromSeconds(3);
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new(StringComparer.Ordinal);
+    private readonly Polly.ResiliencePipeline<Protos.V1.SandboxStatus> _readiness = Readiness.Build(time);
 
     public async Task<(SandboxRecord Record, bool Created)> CreateAsync(CreateSandboxRequest request, string? pathName, bool getOrCreate)
     {
@@ -224,38 +225,28 @@ internal sealed partial class SandboxManager(
     private async Task<Protos.V1.SandboxStatus> WaitRunningAsync(string name, CancellationToken cancellationToken)
     {
         var startedWaiting = time.GetUtcNow();
-        while (true)
+        try
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            try
-            {
-                var status = await clients.GetStatusAsync(name, StatusTimeout, cancellationToken);
-                switch (status.State)
+            var status = await _readiness.ExecuteAsync(
+                async ct =>
                 {
-                    case SandboxState.Running:
-                        return status;
-                    case SandboxState.Failed or SandboxState.Stopped:
-                        throw new InvalidOperationException(string.IsNullOrEmpty(status.Error) ? "sandbox failed to start" : status.Error);
-                }
-            }
-            catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
-            {
-                // Not listening yet; but if Sbxd already died, say why instead of waiting for the timeout.
-                if (time.GetUtcNow() - startedWaiting > TimeSpan.FromSeconds(3) && launcher.LivePid(name) is null
-                    && File.Exists(Path.Combine(launcher.StateDir(name), "sbxd.pid")))
-                {
-                    throw new InvalidOperationException("Sbxd exited: " + launcher.LogTail(name));
-                }
-            }
+                    // If Sbxd already died, say why instead of polling until the timeout.
+                    if (time.GetUtcNow() - startedWaiting > TimeSpan.FromSeconds(3) && launcher.LivePid(name) is null
+                        && File.Exists(Path.Combine(launcher.StateDir(name), "sbxd.pid")))
+                    {
+                        throw new InvalidOperationException("Sbxd exited: " + launcher.LogTail(name));
+                    }
 
-            try
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(50), time, cancellationToken);
-            }
-            catch (OperationCanceledException)
-            {
-                throw new TimeoutException($"sandbox did not become ready in {options.CreateTimeout.TotalSeconds:0}s; Sbxd log: {launcher.LogTail(name)}");
-            }
+                    return await clients.GetStatusAsync(name, StatusTimeout, ct);
+                },
+                cancellationToken);
+            return status.State == SandboxState.Running
+                ? status
+                : throw new InvalidOperationException(string.IsNullOrEmpty(status.Error) ? "sandbox failed to start" : status.Error);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"sandbox did not become ready in {options.CreateTimeout.TotalSeconds:0}s; Sbxd log: {launcher.LogTail(name)}");
         }
     }
 

@@ -36,44 +36,44 @@ internal sealed class Cgroups(SandboxLayout layout)
         return candidates.Distinct().Where(Directory.Exists).ToList();
     }
 
-    /// <summary>Kills whatever is left in the cgroups and removes them (children first).</summary>
+    /// <summary>Kills whatever is left in the cgroups and removes them (children first), retrying while they drain.</summary>
     public async Task RemoveAsync(CancellationToken cancellationToken)
     {
-        for (var attempt = 0; attempt < 50; attempt++)
+        try
         {
-            var dirs = Directories();
-            if (dirs.Count == 0)
-            {
-                return;
-            }
-
-            foreach (var dir in dirs)
-            {
-                foreach (var sub in Directory.EnumerateDirectories(dir, "*", SearchOption.AllDirectories).Append(dir).OrderByDescending(d => d.Length))
+            await Resilience.CgroupRemoval.ExecuteAsync(
+                _ =>
                 {
-                    foreach (var pid in Procs(sub))
-                    {
-                        Hive.Interop.Libc.kill(pid, Hive.Interop.Libc.SIGKILL);
-                    }
+                    RemoveOnce();
+                    return ValueTask.CompletedTask;
+                },
+                cancellationToken);
+        }
+        catch (IOException)
+        {
+            throw new IOException("cgroups could not be removed: " + string.Join(", ", Directories()));
+        }
+    }
 
-                    try
-                    {
-                        Directory.Delete(sub);
-                    }
-                    catch (IOException)
-                    {
-                        // Still busy (processes exiting): next round.
-                    }
+    private void RemoveOnce()
+    {
+        foreach (var dir in Directories())
+        {
+            foreach (var sub in Directory.EnumerateDirectories(dir, "*", SearchOption.AllDirectories).Append(dir).OrderByDescending(d => d.Length))
+            {
+                foreach (var pid in Procs(sub))
+                {
+                    Hive.Interop.Libc.kill(pid, Hive.Interop.Libc.SIGKILL);
+                }
+
+                try
+                {
+                    Directory.Delete(sub);
+                }
+                catch (DirectoryNotFoundException)
+                {
                 }
             }
-
-            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
-        }
-
-        var left = Directories();
-        if (left.Count > 0)
-        {
-            throw new IOException("cgroups could not be removed: " + string.Join(", ", left));
         }
     }
 
