@@ -35,9 +35,8 @@ if ((leftovers > 0)); then
   echo "!!  $leftovers hive-* network namespace(s) left behind by the tests"
 fi
 
-if ((skipped > 0)); then
-  echo "$passed passed, $failed failed, $skipped skipped"
-else
-  echo "$passed passed, $failed failed"
-fi
+summary="$passed passed, $failed failed"
+((skipped > 0)) && summary+=", $skipped skipped"
+mkdir -p "$HIVE_OUT" && echo "$summary" > "$HIVE_OUT/test-summary.txt"
+echo "$summary"
 ((failed == 0))
