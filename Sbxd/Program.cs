@@ -98,26 +98,68 @@ using (lockFile)
     await app.StartAsync();
 
     var log = loggerFactory.CreateLogger("Hive.Sbxd");
-    try
+    async Task<bool> BringUpAsync()
     {
-        await runtime.EnsureAsync(lifetime.ApplicationStopping);
         try
         {
-            await WaitForAgentAsync(agent, lifetime.ApplicationStopping);
-        }
-        catch (Exception ex) when (ex is RpcException or Polly.Timeout.TimeoutRejectedException)
-        {
-            throw new InvalidOperationException($"hive-agent did not answer within 30 s ({ex.Message}); agent log: {runtime.AgentLogTail()}");
-        }
+            await runtime.EnsureAsync(lifetime.ApplicationStopping);
+            try
+            {
+                await WaitForAgentAsync(agent, lifetime.ApplicationStopping);
+            }
+            catch (Exception ex) when (ex is RpcException or Polly.Timeout.TimeoutRejectedException)
+            {
+                throw new InvalidOperationException($"hive-agent did not answer within 30 s ({ex.Message}); agent log: {runtime.AgentLogTail()}");
+            }
 
-        service.SetState(SandboxState.Running);
-        Log.Running(log, layout.Name, runtime.ContainerPid);
+            service.SetState(SandboxState.Running);
+            Log.Running(log, layout.Name, runtime.ContainerPid);
+            return true;
+        }
+        catch (Exception ex) when (!lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            service.SetState(SandboxState.Failed, ex.Message);
+            Log.Failed(log, layout.Name, ex.Message);
+            return false;
+        }
     }
-    catch (Exception ex) when (!lifetime.ApplicationStopping.IsCancellationRequested)
+
+    await BringUpAsync();
+
+    // Watchdog: if the container's init (the agent) dies — crashed, OOM-killed, told to stop — the
+    // container is started again on the same rootfs: processes are lost, files are not.
+    _ = Task.Run(async () =>
     {
-        service.SetState(SandboxState.Failed, ex.Message);
-        Log.Failed(log, layout.Name, ex.Message);
-    }
+        var backoff = TimeSpan.FromSeconds(1);
+        while (!lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(backoff, lifetime.ApplicationStopping);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            var state = service.State;
+            var dead = state == SandboxState.Running && !runtime.ContainerAlive();
+            var retry = state == SandboxState.Failed && service.ContainerExited;
+            if (!dead && !retry)
+            {
+                backoff = TimeSpan.FromSeconds(1);
+                continue;
+            }
+
+            Log.Restarting(log, layout.Name);
+            service.SetState(SandboxState.Creating, "restarting: the container's init exited");
+            if (!await BringUpAsync())
+            {
+                service.MarkContainerExited();
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
+            }
+        }
+    });
 
     // SIGTERM/SIGINT stop serving; the container keeps running and the next Sbxd adopts it.
     await app.WaitForShutdownAsync();
@@ -136,4 +178,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 11, Level = LogLevel.Error, Message = "Sandbox {Name} failed to start: {Reason}")]
     public static partial void Failed(ILogger logger, string name, string reason);
+
+    [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "Sandbox {Name}: the container's init exited; starting the container again")]
+    public static partial void Restarting(ILogger logger, string name);
 }

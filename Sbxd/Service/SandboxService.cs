@@ -16,6 +16,7 @@ internal sealed partial class SandboxService(SandboxLayout layout, SandboxRuntim
     private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
     private SandboxState _state = SandboxState.Creating;
     private string _error = string.Empty;
+    private bool _containerExited;
     private long _commands = ReadCommands(layout.CommandsFile);
 
     public void SetState(SandboxState state, string error = "")
@@ -24,6 +25,38 @@ internal sealed partial class SandboxService(SandboxLayout layout, SandboxRuntim
         {
             _state = state;
             _error = error;
+            _containerExited = false;
+        }
+    }
+
+    public SandboxState State
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _state;
+            }
+        }
+    }
+
+    /// <summary>True when the sandbox failed because its container died (the watchdog keeps trying), not at first start.</summary>
+    public bool ContainerExited
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _containerExited;
+            }
+        }
+    }
+
+    public void MarkContainerExited()
+    {
+        lock (_gate)
+        {
+            _containerExited = true;
         }
     }
 
@@ -108,7 +141,7 @@ internal sealed partial class SandboxService(SandboxLayout layout, SandboxRuntim
         {
             if (_state != SandboxState.Running)
             {
-                throw new RpcException(StatusCode.FailedPrecondition, $"sandbox is {_state.ToString().ToLowerInvariant()}{(_error.Length > 0 ? ": " + _error : string.Empty)}");
+                throw new RpcException(StatusCode.Unavailable, $"sandbox is {_state.ToString().ToLowerInvariant()}{(_error.Length > 0 ? ": " + _error : string.Empty)}");
             }
         }
     }

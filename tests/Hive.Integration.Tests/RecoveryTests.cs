@@ -109,4 +109,44 @@ public sealed class RecoveryTests
         Assert.That(status, Is.EqualTo((int)HttpStatusCode.NotFound), "the sandbox must be destroyed after its timeout\n" + hive.Log);
         Assert.That(await Host.LeftoversAsync(name, hive.StateDir(name)), Is.Empty);
     }
+
+    [Test]
+    public async Task A_crashed_agent_is_restarted_on_the_same_files()
+    {
+        await using var hive = await ControllerProcess.StartAsync();
+        var name = Names.Unique("crash");
+        await hive.CreateAsync(new { name });
+        await hive.ExecAsync(name, "echo survives > /root/data.txt");
+        var (_, state, _) = await Host.RunAsync("runc", "state", $"hive-{name}");
+        var oldPid = System.Text.Json.JsonDocument.Parse(state).RootElement.GetProperty("pid").GetInt32();
+
+        await Host.RunAsync("kill", "-KILL", oldPid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+        // Sbxd notices within a second or two and starts the container again on the same rootfs.
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        string? content = null;
+        while (DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(500);
+            using var response = await hive.Http.PostAsync($"/api/v1/hiveboxes/{name}/exec", new StringContent("""{"command": "cat /root/data.txt"}"""));
+            if (response.IsSuccessStatusCode)
+            {
+                var body = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+                if (body.GetProperty("exit_code").GetInt32() == 0)
+                {
+                    content = body.GetProperty("stdout").GetString();
+                    break;
+                }
+            }
+        }
+
+        Assert.That(content, Is.EqualTo("survives\n"), "the sandbox must come back with its files\n" + hive.Log);
+        var (_, newState, _) = await Host.RunAsync("runc", "state", $"hive-{name}");
+        Assert.That(System.Text.Json.JsonDocument.Parse(newState).RootElement.GetProperty("pid").GetInt32(), Is.Not.EqualTo(oldPid));
+        var (_, detail) = await hive.SendAsync(HttpMethod.Get, $"/api/v1/hiveboxes/{name}");
+        Assert.That(detail.GetProperty("status").GetString(), Is.EqualTo("running"));
+
+        await hive.DestroyAsync(name);
+        Assert.That(await Host.LeftoversAsync(name, hive.StateDir(name)), Is.Empty);
+    }
 }
