@@ -11,6 +11,7 @@ packages=(
   busybox-static  # shipped inside the agent bundle; test images
   patchelf        # points the agent's ELF interpreter at its own loader
   sqlite3 jq curl ca-certificates util-linux
+  gcc libc6-dev pkg-config  # compiled C layout checks of the libfuse3 binding
   python3         # bench/ scripts
 )
 
