@@ -35,23 +35,29 @@ public sealed class ExecTests
     [Test]
     public async Task Timeout_kills_the_whole_process_group()
     {
-        var watch = Stopwatch.StartNew();
-        var r = await ExecAsync(new ExecRequest { Command = "sleep 100 & echo $! > /tmp/hive-agent-bg.$$; echo $$; sleep 100", TimeoutMs = 500 });
-        Assert.That(watch.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)));
-        Assert.That(r.TimedOut, Is.True);
-        Assert.That(r.Signal, Is.EqualTo(9));
-        Assert.That(r.ExitCode, Is.EqualTo(137));
-        var shell = r.Stdout.ToStringUtf8().Trim();
-        var bgFile = $"/tmp/hive-agent-bg.{shell}";
-        var background = int.Parse(File.ReadAllText(bgFile).Trim(), System.Globalization.CultureInfo.InvariantCulture);
-        File.Delete(bgFile);
-        var deadline = DateTime.UtcNow.AddSeconds(5);
-        while (IsAlive(background) && DateTime.UtcNow < deadline)
+        var dir = Directory.CreateTempSubdirectory("hive-agent-timeout-").FullName;
+        try
         {
-            await Task.Delay(20);
-        }
+            var bgFile = Path.Combine(dir, "bg.pid");
+            var watch = Stopwatch.StartNew();
+            var r = await ExecAsync(new ExecRequest { Command = $"sleep 100 & echo $! > {bgFile}; sleep 100", TimeoutMs = 500 });
+            Assert.That(watch.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)));
+            Assert.That(r.TimedOut, Is.True);
+            Assert.That(r.Signal, Is.EqualTo(9));
+            Assert.That(r.ExitCode, Is.EqualTo(137));
+            var background = int.Parse(File.ReadAllText(bgFile).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+            var deadline = DateTime.UtcNow.AddSeconds(5);
+            while (IsAlive(background) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(20);
+            }
 
-        Assert.That(IsAlive(background), Is.False, "the background sleep in the same group must be killed too");
+            Assert.That(IsAlive(background), Is.False, "the background sleep in the same group must be killed too");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     [Test]
