@@ -1,0 +1,130 @@
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Hive.Interop.Fuse;
+using Hive.Policy.Fs;
+using Hive.SbxFuse.Audit;
+using Hive.SbxFuse.Backing;
+using Hive.SbxFuse.Fs;
+
+// hive-sbxfuse: one governed mount. The backing directory is served at TARGET; ACL rules are about
+// the path the sandbox sees (MOUNT, e.g. /workspace); every operation is appended to AUDIT.
+//   hive-sbxfuse --source DIR --target DIR --mount /workspace --audit FILE [--acls FILE.json]
+// SIGHUP reloads the ACL file (already-open handles follow on their next operation);
+// SIGTERM/SIGINT unmount and exit.
+string? source = null, target = null, mount = null, audit = null, aclFile = null;
+for (var i = 0; i + 1 < args.Length; i += 2)
+{
+    switch (args[i])
+    {
+        case "--source": source = args[i + 1]; break;
+        case "--target": target = args[i + 1]; break;
+        case "--mount": mount = args[i + 1]; break;
+        case "--audit": audit = args[i + 1]; break;
+        case "--acls": aclFile = args[i + 1]; break;
+        default:
+            Console.Error.WriteLine($"hive-sbxfuse: unknown option '{args[i]}'");
+            return 2;
+    }
+}
+
+if (source is null || target is null || mount is null || audit is null || args.Length % 2 != 0)
+{
+    Console.Error.WriteLine("usage: hive-sbxfuse --source DIR --target DIR --mount /PATH --audit FILE [--acls FILE.json]");
+    return 2;
+}
+
+AclPolicy LoadPolicy() => aclFile is null
+    ? AclPolicy.Default(mount)
+    : AclPolicy.Parse(mount, (JsonSerializer.Deserialize<List<AclRuleJson>>(File.ReadAllText(aclFile)) ?? [])
+        .Select((r, i) => AccessNames.TryParse(r.access ?? string.Empty, out var a) ? new AclRule(r.path ?? string.Empty, a) : throw new AclException($"acls[{i}]: access must be rw, ro or deny"))
+        .ToList());
+
+AclPolicy policy;
+try
+{
+    policy = LoadPolicy();
+}
+catch (Exception ex) when (ex is AclException or JsonException or IOException)
+{
+    Console.Error.WriteLine("hive-sbxfuse: " + ex.Message);
+    return 2;
+}
+
+using var tree = new BackingTree(source);
+using var auditLog = new AuditLog(audit, mount);
+var fs = new GovernedFileSystem(tree, auditLog, mount, policy);
+FuseCallbacks.Fs = fs;
+return Mount.Run(target, fs, () =>
+{
+    try
+    {
+        fs.Policy = LoadPolicy();
+        Console.Error.WriteLine("hive-sbxfuse: ACLs reloaded");
+    }
+    catch (Exception ex) when (ex is AclException or JsonException or IOException)
+    {
+        Console.Error.WriteLine("hive-sbxfuse: ACL reload rejected, keeping the previous rules: " + ex.Message);
+    }
+});
+
+internal sealed record AclRuleJson(string? path, string? access);
+
+internal static unsafe class Mount
+{
+    public static int Run(string target, GovernedFileSystem fs, Action reload)
+    {
+        var ops = FuseCallbacks.Operations();
+        string[] argv = ["hive-sbxfuse", "-o", "default_permissions,allow_other,fsname=hive,subtype=sbxfuse"];
+        var native = argv.Select(a => Marshal.StringToCoTaskMemUTF8(a)).ToArray();
+        var argvPtr = (byte**)NativeMemory.Alloc((nuint)(native.Length + 1), (nuint)sizeof(nint));
+        for (var i = 0; i < native.Length; i++)
+        {
+            argvPtr[i] = (byte*)native[i];
+        }
+
+        argvPtr[native.Length] = null;
+        var args = new FuseArgs { Argc = native.Length, Argv = argvPtr, Allocated = 0 };
+        var fuse = LibFuse.fuse_new(&args, &ops, (nuint)sizeof(FuseOperations), null);
+        if (fuse is null)
+        {
+            Console.Error.WriteLine("hive-sbxfuse: fuse_new failed");
+            return 1;
+        }
+
+        if (LibFuse.fuse_mount(fuse, target) != 0)
+        {
+            Console.Error.WriteLine($"hive-sbxfuse: cannot mount on {target}");
+            LibFuse.fuse_destroy(fuse);
+            return 1;
+        }
+
+        var handle = (nint)fuse;
+        void Stop(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            LibFuse.fuse_exit((void*)handle);
+            LibFuse.fuse_unmount((void*)handle);
+        }
+
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c =>
+        {
+            c.Cancel = true;
+            reload();
+        });
+        Console.Error.WriteLine($"hive-sbxfuse: serving {target}");
+        var config = LibFuse.fuse_loop_cfg_create();
+        LibFuse.fuse_loop_cfg_set_max_threads(config, 16);
+        var rc = LibFuse.fuse_loop_mt(fuse, config);
+        LibFuse.fuse_loop_cfg_destroy(config);
+        LibFuse.fuse_destroy(fuse);
+        foreach (var p in native)
+        {
+            Marshal.FreeCoTaskMem(p);
+        }
+
+        NativeMemory.Free(argvPtr);
+        return rc == 0 ? 0 : 1;
+    }
+}

@@ -1,0 +1,123 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Hive.SbxFuse.Tests;
+
+/// <summary>A real hive-sbxfuse serving a temp backing dir on a temp mount point, as /workspace.</summary>
+internal sealed class SbxFuseProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly List<string> _stderr = [];
+    private int _reloads;
+
+    private SbxFuseProcess(string root, Process process)
+    {
+        Root = root;
+        _process = process;
+    }
+
+    public string Root { get; }
+
+    public string Source => Path.Combine(Root, "src");
+
+    public string Target => Path.Combine(Root, "mnt");
+
+    public string AclFile => Path.Combine(Root, "acls.json");
+
+    public string AuditFile { get; private init; } = string.Empty;
+
+    public int Pid => _process.Id;
+
+    public static async Task<SbxFuseProcess> StartAsync(object[]? acls = null, string? auditFile = null, Action<string>? prepare = null)
+    {
+        var root = Directory.CreateTempSubdirectory("hive-sbxfuse-").FullName;
+        Directory.CreateDirectory(Path.Combine(root, "src"));
+        Directory.CreateDirectory(Path.Combine(root, "mnt"));
+        prepare?.Invoke(Path.Combine(root, "src"));
+        var audit = auditFile ?? Path.Combine(root, "audit.log");
+        var args = new List<string> { "--source", Path.Combine(root, "src"), "--target", Path.Combine(root, "mnt"), "--mount", "/workspace", "--audit", audit };
+        if (acls is not null)
+        {
+            await File.WriteAllTextAsync(Path.Combine(root, "acls.json"), JsonSerializer.Serialize(acls));
+            args.AddRange(["--acls", Path.Combine(root, "acls.json")]);
+        }
+
+        var process = Process.Start(new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "hive-sbxfuse"), args) { UseShellExecute = false, RedirectStandardError = true })!;
+        var fs = new SbxFuseProcess(root, process) { AuditFile = audit };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is null)
+            {
+                return;
+            }
+
+            lock (fs._stderr)
+            {
+                fs._stderr.Add(e.Data);
+            }
+
+            if (e.Data.Contains("ACLs reloaded", StringComparison.Ordinal))
+            {
+                Interlocked.Increment(ref fs._reloads);
+            }
+        };
+        process.BeginErrorReadLine();
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!(await File.ReadAllTextAsync("/proc/self/mountinfo")).Contains(fs.Target, StringComparison.Ordinal))
+        {
+            if (process.HasExited || DateTime.UtcNow > deadline)
+            {
+                await fs.DisposeAsync();
+                throw new InvalidOperationException("hive-sbxfuse did not mount: " + string.Join('\n', fs._stderr));
+            }
+
+            await Task.Delay(20);
+        }
+
+        return fs;
+    }
+
+    public string M(string relative) => Path.Combine(Target, relative);
+
+    public async Task<List<JsonElement>> AuditAsync() =>
+        (await File.ReadAllLinesAsync(AuditFile)).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+
+    public async Task WriteAclsAsync(object[] acls)
+    {
+        var before = Volatile.Read(ref _reloads);
+        await File.WriteAllTextAsync(AclFile, JsonSerializer.Serialize(acls));
+        using var hup = Process.Start("kill", ["-HUP", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        await hup.WaitForExitAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (Volatile.Read(ref _reloads) == before)
+        {
+            Assert.That(DateTime.UtcNow, Is.LessThan(deadline), "hive-sbxfuse did not confirm the reload");
+            await Task.Delay(20);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            using var term = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            await term.WaitForExitAsync();
+            if (!_process.WaitForExit(10_000))
+            {
+                _process.Kill();
+            }
+        }
+
+        if ((await File.ReadAllTextAsync("/proc/self/mountinfo")).Contains(Target, StringComparison.Ordinal))
+        {
+            using var umount = Process.Start("umount", ["-l", Target]);
+            await umount.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+        if (!(await File.ReadAllTextAsync("/proc/self/mountinfo")).Contains(Root, StringComparison.Ordinal))
+        {
+            Directory.Delete(Root, recursive: true);
+        }
+    }
+}
