@@ -6,6 +6,9 @@ namespace Hive.Interop;
 public static partial class Libc
 {
     public const int MNT_DETACH = 2;
+    public const ulong MS_BIND = 0x1000;
+    public const ulong MS_REC = 0x4000;
+    public const ulong MS_SHARED = 1 << 20;
     public const int EINVAL = 22;
     public const int ENOENT = 2;
     public const int EBUSY = 16;

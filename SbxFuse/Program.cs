@@ -11,7 +11,7 @@ using Hive.SbxFuse.Fs;
 //   hive-sbxfuse --source DIR --target DIR --mount /workspace --audit FILE [--acls FILE.json]
 // SIGHUP reloads the ACL file (already-open handles follow on their next operation);
 // SIGTERM/SIGINT unmount and exit.
-string? source = null, target = null, mount = null, audit = null, aclFile = null;
+string? source = null, target = null, mount = null, audit = null, aclFile = null, pidFile = null;
 for (var i = 0; i + 1 < args.Length; i += 2)
 {
     switch (args[i])
@@ -21,6 +21,7 @@ for (var i = 0; i + 1 < args.Length; i += 2)
         case "--mount": mount = args[i + 1]; break;
         case "--audit": audit = args[i + 1]; break;
         case "--acls": aclFile = args[i + 1]; break;
+        case "--pid-file": pidFile = args[i + 1]; break;
         default:
             Console.Error.WriteLine($"hive-sbxfuse: unknown option '{args[i]}'");
             return 2;
@@ -54,7 +55,7 @@ using var tree = new BackingTree(source);
 using var auditLog = new AuditLog(audit, mount);
 var fs = new GovernedFileSystem(tree, auditLog, mount, policy);
 FuseCallbacks.Fs = fs;
-return Mount.Run(target, fs, () =>
+return Mount.Run(target, pidFile, () =>
 {
     try
     {
@@ -71,7 +72,7 @@ internal sealed record AclRuleJson(string? path, string? access);
 
 internal static unsafe class Mount
 {
-    public static int Run(string target, GovernedFileSystem fs, Action reload)
+    public static int Run(string target, string? pidFile, Action reload)
     {
         var ops = FuseCallbacks.Operations();
         string[] argv = ["hive-sbxfuse", "-o", "default_permissions,allow_other,fsname=hive,subtype=sbxfuse"];
@@ -114,6 +115,11 @@ internal static unsafe class Mount
             reload();
         });
         Console.Error.WriteLine($"hive-sbxfuse: serving {target}");
+        if (pidFile is not null)
+        {
+            File.WriteAllText(pidFile, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
         var config = LibFuse.fuse_loop_cfg_create();
         LibFuse.fuse_loop_cfg_set_max_threads(config, 16);
         var rc = LibFuse.fuse_loop_mt(fuse, config);

@@ -143,6 +143,14 @@ using (lockFile)
             }
 
             var state = service.State;
+            if (state == SandboxState.Running && runtime.Workspaces.AnyDown())
+            {
+                // A workspace lost its SbxFuse: its mount inside the container is dead and cannot be
+                // replaced in place, so the container starts again on freshly mounted workspaces.
+                Log.WorkspaceDown(log, layout.Name);
+                await runtime.StopContainerAsync(lifetime.ApplicationStopping);
+            }
+
             var dead = state == SandboxState.Running && !runtime.ContainerAlive();
             var retry = state == SandboxState.Failed && service.ContainerExited;
             if (!dead && !retry)
@@ -178,6 +186,9 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 11, Level = LogLevel.Error, Message = "Sandbox {Name} failed to start: {Reason}")]
     public static partial void Failed(ILogger logger, string name, string reason);
+
+    [LoggerMessage(EventId = 13, Level = LogLevel.Warning, Message = "Sandbox {Name}: a workspace's SbxFuse exited; remounting and restarting the container")]
+    public static partial void WorkspaceDown(ILogger logger, string name);
 
     [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "Sandbox {Name}: the container's init exited; starting the container again")]
     public static partial void Restarting(ILogger logger, string name);

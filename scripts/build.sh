@@ -15,6 +15,7 @@ publish() {
 }
 publish Controller/Hive.Controller.csproj "$out/controller"
 publish Sbxd/Hive.Sbxd.csproj "$out/sbxd"
+publish SbxFuse/Hive.SbxFuse.csproj "$out/sbxfuse"
 publish Cli/Hive.Cli.csproj "$out/cli"
 echo "==> build: agent bundle -> ${out#$PWD/}/agent-bundle"
 Agent/bundle.sh "$out/agent-bundle"

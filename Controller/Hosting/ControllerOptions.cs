@@ -21,6 +21,9 @@ internal sealed record ControllerOptions
     /// <summary>The hive-sbxd executable. Default: ../sbxd/hive-sbxd next to the Controller.</summary>
     public string SbxdPath { get; init; } = string.Empty;
 
+    /// <summary>The hive-sbxfuse executable (one per workspace mount). Default: ../sbxfuse/hive-sbxfuse next to the Controller.</summary>
+    public string SbxFusePath { get; init; } = string.Empty;
+
     /// <summary>The agent bundle directory bind-mounted at /.hive. Default: ../agent-bundle next to the Controller.</summary>
     public string AgentBundle { get; init; } = string.Empty;
 
@@ -36,6 +39,9 @@ internal sealed record ControllerOptions
     public string EffectiveHost => Host ?? (ApiKey is null ? "127.0.0.1" : "0.0.0.0");
 
     public string SandboxesDir => Path.Combine(DataDir, "sandboxes");
+
+    /// <summary>Local workspace backends: &lt;data&gt;/workspaces/&lt;sandbox&gt;/&lt;mount id&gt;, kept when a sandbox is destroyed.</summary>
+    public string WorkspacesDir => Path.Combine(DataDir, "workspaces");
 
     public string DatabasePath => Path.Combine(DataDir, "hive.db");
 }

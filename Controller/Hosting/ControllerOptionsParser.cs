@@ -18,6 +18,7 @@ internal static class ControllerOptionsParser
           --data-dir DIR      HIVE_DATA_DIR        /var/lib/hive
           --image-dir DIR     HIVE_IMAGE_DIR       /var/cache/hive/images
           --sbxd PATH         HIVE_SBXD_PATH       ../sbxd/hive-sbxd next to this program
+          --sbxfuse PATH      HIVE_SBXFUSE_PATH    ../sbxfuse/hive-sbxfuse next to this program
           --agent-bundle DIR  HIVE_AGENT_BUNDLE    ../agent-bundle next to this program
           --reaper-interval S HIVE_REAPER_INTERVAL 5 (seconds)
           -h, --help
@@ -28,7 +29,7 @@ internal static class ControllerOptionsParser
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         var errors = new List<string>();
-        string[] known = ["api-key", "port", "host", "data-dir", "image-dir", "sbxd", "agent-bundle", "reaper-interval"];
+        string[] known = ["api-key", "port", "host", "data-dir", "image-dir", "sbxd", "sbxfuse", "agent-bundle", "reaper-interval"];
         for (var i = 0; i < args.Count; i++)
         {
             var arg = args[i];
@@ -82,6 +83,7 @@ internal static class ControllerOptionsParser
             DataDir = Path.GetFullPath(Get("data-dir", "HIVE_DATA_DIR") ?? "/var/lib/hive"),
             ImageDir = Path.GetFullPath(Get("image-dir", "HIVE_IMAGE_DIR") ?? "/var/cache/hive/images"),
             SbxdPath = Path.GetFullPath(Get("sbxd", "HIVE_SBXD_PATH") ?? Path.Combine(baseDirectory, "..", "sbxd", "hive-sbxd")),
+            SbxFusePath = Path.GetFullPath(Get("sbxfuse", "HIVE_SBXFUSE_PATH") ?? Path.Combine(baseDirectory, "..", "sbxfuse", "hive-sbxfuse")),
             AgentBundle = Path.GetFullPath(Get("agent-bundle", "HIVE_AGENT_BUNDLE") ?? Path.Combine(baseDirectory, "..", "agent-bundle")),
         };
 

@@ -24,7 +24,7 @@ internal static class OciSpec
 
     private static readonly string[] ReadonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
-    public static string Build(SandboxLayout layout, IReadOnlyList<string> env)
+    public static string Build(SandboxLayout layout, IReadOnlyList<string> env, IEnumerable<(string Destination, string Source)> workspaces)
     {
         var spec = layout.Spec;
         var caps = new JsonArray(Capabilities.Select(c => (JsonNode)c).ToArray());
@@ -84,6 +84,13 @@ internal static class OciSpec
                 ["readonlyPaths"] = new JsonArray(ReadonlyPaths.Select(p => (JsonNode)p).ToArray()),
             },
         };
+        var mounts = config["mounts"]!.AsArray();
+        foreach (var (destination, source) in workspaces)
+        {
+            // rslave: a FUSE mount replaced on the host (SbxFuse restart) shows up in the container too.
+            mounts.Add(Mount(destination, "bind", source, ["rbind", "rslave", "nosuid", "nodev"]));
+        }
+
         return config.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 

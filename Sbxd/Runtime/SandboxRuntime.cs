@@ -18,10 +18,13 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
     /// <summary>PID (host namespace) of the container's init, or 0.</summary>
     public int ContainerPid { get; private set; }
 
+    public Workspaces Workspaces { get; } = new(layout, logger);
+
     public async Task EnsureAsync(CancellationToken cancellationToken)
     {
         await EnsureRootfsAsync();
         await EnsureNetworkNamespaceAsync(cancellationToken);
+        await Workspaces.EnsureAsync(cancellationToken);
         await EnsureContainerAsync(cancellationToken);
     }
 
@@ -112,7 +115,7 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
 
         Directory.CreateDirectory(layout.Bundle);
         var env = ContainerEnvironment();
-        await File.WriteAllTextAsync(Path.Combine(layout.Bundle, "config.json"), OciSpec.Build(layout, env), cancellationToken);
+        await File.WriteAllTextAsync(Path.Combine(layout.Bundle, "config.json"), OciSpec.Build(layout, env, Workspaces.ContainerMounts()), cancellationToken);
 
         // The agent's listening socket: bound here on the host (a path the container never sees),
         // handed to the agent as fd 3 through runc --preserve-fds.
@@ -197,6 +200,16 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
             .ToList();
     }
 
+    /// <summary>Kills the container (the watchdog then starts it again).</summary>
+    public async Task StopContainerAsync(CancellationToken cancellationToken)
+    {
+        await Command.RunAsync(Runc, ["kill", "--all", layout.ContainerId, "KILL"], cancellationToken);
+        for (var i = 0; i < 100 && ContainerAlive(); i++)
+        {
+            await Task.Delay(20, cancellationToken);
+        }
+    }
+
     /// <summary>Removes the container, its cgroups, mounts, network namespace and the state directory.</summary>
     public async Task TearDownAsync(CancellationToken cancellationToken)
     {
@@ -208,6 +221,7 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
             problems.Add(delete.Describe("runc delete"));
         }
 
+        Workspaces.TearDown();
         try
         {
             await Cgroups.RemoveAsync(cancellationToken);

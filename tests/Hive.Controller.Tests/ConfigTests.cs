@@ -72,10 +72,30 @@ public sealed class ConfigTests
     [TestCase("""{"image": "../x"}""", false)]
     [TestCase("""{"env": {"GOOD_1": "x"}}""", true)]
     [TestCase("""{"env": {"1BAD": "x"}}""", false)]
-    [TestCase("""{"fs": []}""", false)]
+    [TestCase("""{"fs": []}""", true)]
+    [TestCase("""{"fs": [{"mount": "/workspace"}]}""", true)]
+    [TestCase("""{"fs": [{"backend": "local", "mount": "/workspace", "acls": [{"path": "/workspace/**", "access": "rw"}, {"path": "/workspace/secrets/**", "access": "deny"}]}]}""", true)]
+    [TestCase("""{"fs": [{"mount": "/"}]}""", false)]
+    [TestCase("""{"fs": [{"mount": "workspace"}]}""", false)]
+    [TestCase("""{"fs": [{"mount": "/proc/x"}]}""", false)]
+    [TestCase("""{"fs": [{"mount": "/w/../etc"}]}""", false)]
+    [TestCase("""{"fs": [{"mount": "/w"}, {"mount": "/w/inner"}]}""", false)]
+    [TestCase("""{"fs": [{"backend": "s3", "mount": "/w"}]}""", false)]
+    [TestCase("""{"fs": [{"mount": "/w", "acls": [{"path": "/etc/**", "access": "rw"}]}]}""", false)]
+    [TestCase("""{"fs": [{"mount": "/w", "acls": [{"path": "/w/**", "access": "write"}]}]}""", false)]
+    [TestCase("""{"fs": [{"mount": "/w", "extra": 1}]}""", false)]
     public void Validation(string json, bool valid)
     {
-        var request = Parse(json);
+        CreateSandboxRequest request;
+        try
+        {
+            request = Parse(json);
+        }
+        catch (JsonException) when (!valid)
+        {
+            return; // rejected while reading the body (unknown field): a 400 too
+        }
+
         if (valid)
         {
             Assert.That(() => SandboxConfigValidator.Validate(request, null, HostMemory, 2), Throws.Nothing);

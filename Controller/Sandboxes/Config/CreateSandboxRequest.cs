@@ -34,9 +34,27 @@ internal sealed record CreateSandboxRequest
 
     public Dictionary<string, string>? Env { get; init; }
 
-    /// <summary>Workspace mounts (SbxFuse); rejected until that component is installed.</summary>
-    public JsonElement? Fs { get; init; }
+    /// <summary>Governed workspace mounts (SbxFuse).</summary>
+    public List<FsMountRequest>? Fs { get; init; }
 
     /// <summary>Egress rules (SbxProxy); rejected until that component is installed.</summary>
     public JsonElement? Egress { get; init; }
+}
+
+internal sealed record FsMountRequest
+{
+    /// <summary>Only "local" so far (the default).</summary>
+    public string? Backend { get; init; }
+
+    public string? Mount { get; init; }
+
+    /// <summary>Omitted: the whole mount is read-write.</summary>
+    public List<FsAclRequest>? Acls { get; init; }
+}
+
+internal sealed record FsAclRequest
+{
+    public string? Path { get; init; }
+
+    public string? Access { get; init; }
 }

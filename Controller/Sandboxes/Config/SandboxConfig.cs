@@ -31,5 +31,12 @@ internal sealed record SandboxConfig
 
     public string? LlmModel { get; init; }
 
+    public IReadOnlyList<FsMountConfig> Fs { get; init; } = [];
+
     public string Memory => MemorySize.Format(MemoryBytes);
 }
+
+/// <summary>A validated workspace mount: where the sandbox sees it and its rules (in order).</summary>
+internal sealed record FsMountConfig(string Backend, string Mount, IReadOnlyList<FsAclConfig>? Acls);
+
+internal sealed record FsAclConfig(string Path, string Access);

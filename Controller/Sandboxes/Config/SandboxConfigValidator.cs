@@ -105,10 +105,7 @@ internal static partial class SandboxConfigValidator
             }
         }
 
-        if (request.Fs is { ValueKind: not JsonValueKind.Null })
-        {
-            errors.Add("'fs' mounts are not available yet: this Controller runs without SbxFuse");
-        }
+        var fs = ValidateFs(request.Fs, errors);
 
         if (request.Egress is { ValueKind: not JsonValueKind.Null })
         {
@@ -145,6 +142,7 @@ internal static partial class SandboxConfigValidator
             LlmBaseUrl = request.LlmBaseUrl,
             LlmApiKey = request.LlmApiKey,
             LlmModel = request.LlmModel,
+            Fs = fs,
         };
     }
 
@@ -166,7 +164,88 @@ internal static partial class SandboxConfigValidator
         Check(request.Pids is not null, "pids", requested.Pids, existing.Pids);
         Check(request.Network is not null, "network", requested.Network, existing.Network);
         Check(request.Timeout is not null, "timeout", requested.TimeoutSeconds, existing.TimeoutSeconds);
+        Check(request.Fs is not null, "fs", JsonSerializer.Serialize(requested.Fs), JsonSerializer.Serialize(existing.Fs));
         return diffs;
+    }
+
+    public const int MaxMounts = 8;
+
+    private static readonly string[] ReservedMounts = ["/proc", "/sys", "/dev", "/.hive"];
+
+    private static List<FsMountConfig> ValidateFs(List<FsMountRequest>? requested, List<string> errors)
+    {
+        var result = new List<FsMountConfig>();
+        if (requested is null)
+        {
+            return result;
+        }
+
+        if (requested.Count > MaxMounts)
+        {
+            errors.Add($"fs: at most {MaxMounts} mounts");
+            return result;
+        }
+
+        for (var i = 0; i < requested.Count; i++)
+        {
+            var m = requested[i];
+            var backend = m.Backend ?? "local";
+            if (backend != "local")
+            {
+                errors.Add($"fs[{i}].backend: '{Truncate(backend)}' is not available (use \"local\")");
+                continue;
+            }
+
+            if (m.Mount is not { } mount || !Hive.Policy.Fs.AclPolicy.IsNormalized(mount) || mount == "/" || mount.Length > 256)
+            {
+                errors.Add($"fs[{i}].mount: must be an absolute, normalized path other than '/' (e.g. \"/workspace\")");
+                continue;
+            }
+
+            if (ReservedMounts.Any(r => mount == r || mount.StartsWith(r + "/", StringComparison.Ordinal)))
+            {
+                errors.Add($"fs[{i}].mount: '{mount}' is reserved");
+                continue;
+            }
+
+            if (result.Any(o => o.Mount == mount || mount.StartsWith(o.Mount + "/", StringComparison.Ordinal) || o.Mount.StartsWith(mount + "/", StringComparison.Ordinal)))
+            {
+                errors.Add($"fs[{i}].mount: '{mount}' overlaps another mount");
+                continue;
+            }
+
+            List<FsAclConfig>? acls = null;
+            if (m.Acls is not null)
+            {
+                acls = [];
+                var rules = new List<Hive.Policy.Fs.AclRule>();
+                for (var j = 0; j < m.Acls.Count; j++)
+                {
+                    var rule = m.Acls[j];
+                    if (rule.Path is null || rule.Access is null || !Hive.Policy.Fs.AccessNames.TryParse(rule.Access, out var access))
+                    {
+                        errors.Add($"fs[{i}].acls[{j}]: needs a path and access \"rw\", \"ro\" or \"deny\"");
+                        continue;
+                    }
+
+                    rules.Add(new Hive.Policy.Fs.AclRule(rule.Path, access));
+                    acls.Add(new FsAclConfig(rule.Path, rule.Access));
+                }
+
+                try
+                {
+                    Hive.Policy.Fs.AclPolicy.Parse(mount, rules);
+                }
+                catch (Hive.Policy.Fs.AclException ex)
+                {
+                    errors.Add($"fs[{i}]: {ex.Message}");
+                }
+            }
+
+            result.Add(new FsMountConfig(backend, mount, acls));
+        }
+
+        return result;
     }
 
     private static bool TryReadMemory(JsonElement element, out long bytes)

@@ -16,6 +16,10 @@ internal sealed partial class SbxdLauncher(ControllerOptions options, ILogger<Sb
 
     public string SocketPath(string name) => Path.Combine(StateDir(name), "sbxd.sock");
 
+    /// <summary>The local backend of a workspace: keyed by sandbox name and mount, so re-creating a sandbox finds its files.</summary>
+    public string WorkspaceDir(string name, string mount) =>
+        Path.Combine(options.WorkspacesDir, name, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(mount)))[..16]);
+
     public void WriteSpec(SandboxConfig config, string imageRootfs, DateTimeOffset createdAt)
     {
         var dir = StateDir(config.Name);
@@ -36,6 +40,19 @@ internal sealed partial class SbxdLauncher(ControllerOptions options, ILogger<Sb
         foreach (var (key, value) in config.Env)
         {
             spec.Env[key] = value;
+        }
+
+        spec.SbxfusePath = options.SbxFusePath;
+        foreach (var fs in config.Fs)
+        {
+            var mount = new FsMount { Mount = fs.Mount, Source = WorkspaceDir(config.Name, fs.Mount) };
+            Directory.CreateDirectory(mount.Source);
+            foreach (var acl in fs.Acls ?? [new FsAclConfig(fs.Mount + "/**", "rw")])
+            {
+                mount.Acls.Add(new FsAclRule { Path = acl.Path, Access = acl.Access });
+            }
+
+            spec.Mounts.Add(mount);
         }
         var tmp = Path.Combine(dir, "spec.pb.tmp");
         File.WriteAllBytes(tmp, spec.ToByteArray());

@@ -1,0 +1,141 @@
+using System.Text.Json;
+using Hive.Interop;
+
+namespace Hive.Sbxd.Runtime;
+
+/// <summary>
+/// The sandbox's governed workspaces: one hive-sbxfuse per mount, mounted on the host at
+/// <c>&lt;state&gt;/mounts/&lt;i&gt;</c> and bind-mounted into the container. Each mount point is first made
+/// a shared bind of itself, so when SbxFuse is replaced (crash, restart) the new FUSE mount
+/// propagates into the running container (the container's copy is a slave).
+/// </summary>
+internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
+{
+    private string MountsDir => Path.Combine(layout.StateDir, "mounts");
+
+    private string FsDir => Path.Combine(layout.StateDir, "fs");
+
+    public string Target(int i) => Path.Combine(MountsDir, i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    public string AuditFile(int i) => Path.Combine(FsDir, $"audit-{i}.log");
+
+    private string PidFile(int i) => Path.Combine(FsDir, $"sbxfuse-{i}.pid");
+
+    /// <summary>OCI mounts for the container's config.</summary>
+    public IEnumerable<(string Destination, string Source)> ContainerMounts() =>
+        layout.Spec.Mounts.Select((m, i) => (m.Mount, Target(i)));
+
+    public async Task EnsureAsync(CancellationToken cancellationToken)
+    {
+        for (var i = 0; i < layout.Spec.Mounts.Count; i++)
+        {
+            await EnsureOneAsync(i, cancellationToken);
+        }
+    }
+
+    private async Task EnsureOneAsync(int i, CancellationToken cancellationToken)
+    {
+        var spec = layout.Spec.Mounts[i];
+        var target = Target(i);
+        Directory.CreateDirectory(FsDir);
+        if (IsServed(i))
+        {
+            LogAdopted(logger, spec.Mount);
+            return;
+        }
+
+        // A FUSE mount whose server died answers ENOTCONN to everything: detach it first.
+        while (FuseMountedAt(target))
+        {
+            if (Libc.umount2(target, Libc.MNT_DETACH) != 0)
+            {
+                throw SyscallException.FromLastError("umount2", target);
+            }
+        }
+
+        if (!Libc.IsMountPoint(target))
+        {
+            Directory.CreateDirectory(target);
+            if (Libc.mount(target, target, "none", Libc.MS_BIND, null) != 0 || Libc.mount("none", target, "none", Libc.MS_SHARED, null) != 0)
+            {
+                throw SyscallException.FromLastError("mount(bind, shared)", target);
+            }
+        }
+
+        var acls = Path.Combine(FsDir, $"acls-{i}.json");
+        await File.WriteAllTextAsync(acls, JsonSerializer.Serialize(spec.Acls.Select(a => new { path = a.Path, access = a.Access })), cancellationToken);
+        File.Delete(PidFile(i));
+        var start = await Command.RunAsync(
+            "/bin/sh",
+            ["-c", "exec setsid -f \"$0\" --source \"$1\" --target \"$2\" --mount \"$3\" --audit \"$4\" --acls \"$5\" --pid-file \"$6\" >>\"$7\" 2>&1 </dev/null",
+                layout.Spec.SbxfusePath, spec.Source, target, spec.Mount, AuditFile(i), acls, PidFile(i), Path.Combine(FsDir, $"sbxfuse-{i}.log")],
+            cancellationToken);
+        if (!start.Ok)
+        {
+            throw new InvalidOperationException(start.Describe("starting hive-sbxfuse"));
+        }
+
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!IsServed(i))
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new InvalidOperationException($"hive-sbxfuse for {spec.Mount} did not mount: " + Tail(Path.Combine(FsDir, $"sbxfuse-{i}.log")));
+            }
+
+            await Task.Delay(20, cancellationToken);
+        }
+
+        LogMounted(logger, spec.Mount, spec.Source);
+    }
+
+    /// <summary>SbxFuse of mount <paramref name="i"/> is alive and its FUSE mount is in place.</summary>
+    public bool IsServed(int i) =>
+        File.Exists(PidFile(i)) && int.TryParse(File.ReadAllText(PidFile(i)).Trim(), out var pid) && ProcFs.IsAlive(pid) && FuseMountedAt(Target(i));
+
+    /// <summary>True when some workspace lost its SbxFuse (its mount in the container is dead).</summary>
+    public bool AnyDown() => Enumerable.Range(0, layout.Spec.Mounts.Count).Any(i => !IsServed(i));
+
+    /// <summary>Stops every SbxFuse and removes every mount under the mounts dir.</summary>
+    public void TearDown()
+    {
+        for (var i = 0; i < layout.Spec.Mounts.Count; i++)
+        {
+            if (File.Exists(PidFile(i)) && int.TryParse(File.ReadAllText(PidFile(i)).Trim(), out var pid) && ProcFs.IsAlive(pid))
+            {
+                Libc.kill(pid, Libc.SIGTERM);
+                for (var wait = 0; wait < 100 && ProcFs.IsAlive(pid); wait++)
+                {
+                    Thread.Sleep(20);
+                }
+
+                if (ProcFs.IsAlive(pid))
+                {
+                    Libc.kill(pid, Libc.SIGKILL);
+                }
+            }
+        }
+    }
+
+    private static bool FuseMountedAt(string target) =>
+        File.ReadLines("/proc/self/mountinfo").Any(l => l.Split(' ') is { Length: > 8 } f && f[4] == target && l.Contains(" - fuse", StringComparison.Ordinal));
+
+    private static string Tail(string file)
+    {
+        try
+        {
+            return File.Exists(file) ? string.Join(" | ", File.ReadLines(file).TakeLast(5)) : "(no output)";
+        }
+        catch (IOException)
+        {
+            return "(unreadable)";
+        }
+    }
+
+    [LoggerMessage(EventId = 30, Level = LogLevel.Information, Message = "Workspace {Mount} served from {Source}")]
+    private static partial void LogMounted(ILogger logger, string mount, string source);
+
+    [LoggerMessage(EventId = 31, Level = LogLevel.Information, Message = "Adopted workspace {Mount}")]
+    private static partial void LogAdopted(ILogger logger, string mount);
+
+}

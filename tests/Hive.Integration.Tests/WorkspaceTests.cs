@@ -1,0 +1,138 @@
+using System.Text.Json;
+
+namespace Hive.Integration.Tests;
+
+/// <summary>Governed workspaces end to end: SbxFuse mounts inside real sandboxes, ACLs, audit, persistence.</summary>
+[TestFixture]
+[CancelAfter(600_000)]
+public sealed class WorkspaceTests : SharedControllerFixture
+{
+    private static object Fs() => new[]
+    {
+        new
+        {
+            backend = "local",
+            mount = "/workspace",
+            acls = new object[]
+            {
+                new { path = "/workspace/**", access = "rw" },
+                new { path = "/workspace/inputs/**", access = "ro" },
+                new { path = "/workspace/secrets/**", access = "deny" },
+            },
+        },
+    };
+
+    private string Backing(string name) => Directory.GetDirectories(Path.Combine(Controller.DataDir, "workspaces", name)).Single();
+
+    [Test]
+    public async Task Real_tools_work_and_acls_hold_inside_the_sandbox()
+    {
+        var name = Names.Unique("ws");
+        await Controller.CreateAsync(new { name, fs = Fs() });
+        try
+        {
+            var backing = Backing(name);
+            Directory.CreateDirectory(Path.Combine(backing, "inputs"));
+            Directory.CreateDirectory(Path.Combine(backing, "secrets"));
+            await File.WriteAllTextAsync(Path.Combine(backing, "inputs", "data.csv"), "a,b\n");
+            await File.WriteAllTextAsync(Path.Combine(backing, "secrets", "token"), "s3cr3t");
+
+            var git = await Controller.ExecAsync(name, "cd /workspace && git init -q . && echo hi > f && git add f && git -c user.email=t@t -c user.name=t commit -q -m first && git log --oneline | wc -l", timeout: 60);
+            Assert.That(git.GetProperty("stdout").GetString()!.Trim(), Is.EqualTo("1"), git.ToString());
+            var sqlite = await Controller.ExecAsync(name, "python3 -c \"import sqlite3; c = sqlite3.connect('/workspace/db.sqlite'); c.execute('pragma journal_mode=wal'); c.execute('create table t(x)'); c.executemany('insert into t values (?)', [(i,) for i in range(10)]); c.commit(); print(c.execute('select sum(x) from t').fetchone()[0])\"", timeout: 60);
+            Assert.That(sqlite.GetProperty("stdout").GetString()!.Trim(), Is.EqualTo("45"), sqlite.ToString());
+            var tar = await Controller.ExecAsync(name, "d=$(python3 -c 'import json, os; print(os.path.dirname(json.__file__))'); tar -C \"$d\" -cf - . | tar -C /workspace -xf - --one-top-level=pyjson && find /workspace/pyjson -type f | wc -l && rm -rf /workspace/pyjson && test ! -e /workspace/pyjson && echo removed", timeout: 60);
+            Assert.That(tar.GetProperty("stdout").GetString(), Does.EndWith("removed\n"), tar.ToString());
+
+            var read = await Controller.ExecAsync(name, "cat /workspace/inputs/data.csv");
+            Assert.That(read.GetProperty("stdout").GetString(), Is.EqualTo("a,b\n"));
+            var ro = await Controller.ExecAsync(name, "echo x > /workspace/inputs/new.csv");
+            Assert.That(ro.GetProperty("exit_code").GetInt32(), Is.Not.Zero);
+            Assert.That(ro.GetProperty("stderr").GetString(), Does.Contain("Read-only"));
+            var deny = await Controller.ExecAsync(name, "cat /workspace/secrets/token");
+            Assert.That(deny.GetProperty("exit_code").GetInt32(), Is.Not.Zero);
+            Assert.That(deny.GetProperty("stdout").GetString(), Does.Not.Contain("s3cr3t"));
+            var escape = await Controller.ExecAsync(name, "ln -s ../secrets/token /workspace/inputs-link 2>&1; cat /workspace/inputs-link 2>&1; cd /workspace/inputs && cat ../secrets/token 2>&1 || true");
+            Assert.That(escape.GetProperty("stdout").GetString(), Does.Not.Contain("s3cr3t"), "symlinks and .. resolve to the denied path and are refused");
+            var list = await Controller.ExecAsync(name, "ls -a /workspace");
+            Assert.That(list.GetProperty("stdout").GetString(), Does.Not.Contain("secrets"), "denied entries are hidden");
+
+            var audit = (await File.ReadAllLinesAsync(Path.Combine(Controller.StateDir(name), "fs", "audit-0.log"))).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+            Assert.That(audit.Any(e => e.GetProperty("kind").GetString() == "fs.write" && e.GetProperty("path").GetString() == "/workspace/f"));
+            Assert.That(audit.Any(e => e.GetProperty("path").GetString()!.StartsWith("/workspace/secrets", StringComparison.Ordinal) && e.GetProperty("decision").GetString() == "deny"));
+            Assert.That(audit.Any(e => e.GetProperty("path").GetString() == "/workspace/inputs/new.csv" && e.GetProperty("errno").GetInt32() == 30));
+        }
+        finally
+        {
+            await Controller.DestroyAsync(name);
+        }
+
+        Assert.That(await Host.LeftoversAsync(name, Controller.StateDir(name)), Is.Empty);
+        Assert.That(File.ReadAllText("/proc/self/mountinfo"), Does.Not.Contain("fuse.sbxfuse").Or.Not.Contain(Controller.StateDir(name)));
+    }
+
+    [Test]
+    public async Task Files_survive_destroy_and_recreate_by_name()
+    {
+        var name = Names.Unique("keep");
+        await Controller.CreateAsync(new { name, fs = new[] { new { mount = "/workspace" } } });
+        await Controller.ExecAsync(name, "echo remembered > /workspace/memory.txt");
+        await Controller.DestroyAsync(name);
+        Assert.That(await Host.LeftoversAsync(name, Controller.StateDir(name)), Is.Empty);
+
+        await Controller.CreateAsync(new { name, fs = new[] { new { mount = "/workspace" } } });
+        try
+        {
+            var back = await Controller.ExecAsync(name, "cat /workspace/memory.txt");
+            Assert.That(back.GetProperty("stdout").GetString(), Is.EqualTo("remembered\n"));
+        }
+        finally
+        {
+            await Controller.DestroyAsync(name);
+        }
+    }
+
+    [Test]
+    public async Task A_killed_sbxfuse_is_remounted_and_the_sandbox_recovers()
+    {
+        var name = Names.Unique("heal");
+        await Controller.CreateAsync(new { name, fs = new[] { new { mount = "/workspace" } } });
+        try
+        {
+            await Controller.ExecAsync(name, "echo before > /workspace/a.txt");
+            var pidFile = Path.Combine(Controller.StateDir(name), "fs", "sbxfuse-0.pid");
+            var pid = File.ReadAllText(pidFile).Trim();
+            await Host.RunAsync("kill", "-KILL", pid);
+
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            string? content = null;
+            while (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(300);
+                using var response = await Controller.Http.PostAsync($"/api/v1/hiveboxes/{name}/exec", new StringContent("""{"command": "cat /workspace/a.txt"}"""));
+                if (!response.IsSuccessStatusCode)
+                {
+                    continue; // 503 while the container restarts
+                }
+
+                var r = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+                if (r.GetProperty("exit_code").GetInt32() == 0)
+                {
+                    content = r.GetProperty("stdout").GetString();
+                    break;
+                }
+            }
+
+            Assert.That(content, Is.EqualTo("before\n"), "the workspace comes back (the container is restarted on it)");
+            Assert.That(File.ReadAllText(pidFile).Trim(), Is.Not.EqualTo(pid));
+            var write = await Controller.ExecAsync(name, "echo after >> /workspace/a.txt && cat /workspace/a.txt");
+            Assert.That(write.GetProperty("stdout").GetString(), Is.EqualTo("before\nafter\n"));
+        }
+        finally
+        {
+            await Controller.DestroyAsync(name);
+        }
+
+        Assert.That(await Host.LeftoversAsync(name, Controller.StateDir(name)), Is.Empty);
+    }
+}
