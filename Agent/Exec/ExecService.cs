@@ -42,6 +42,16 @@ internal sealed class ExecService(ChildReaper reaper, PipePump pump, AgentEnviro
         {
             child = ChildProcess.Start(reaper, ["/bin/sh", "-c", OomScore.ShellPrologue + request.Command], environment.ForChild(request.Env), cwd);
         }
+        catch (Hive.Interop.SyscallException ex) when (ex.Errno == Hive.Interop.Libc.EAGAIN)
+        {
+            // Like a shell that cannot fork: a result, not a transport failure.
+            return new ExecResponse
+            {
+                ExitCode = 126,
+                Stderr = ByteString.CopyFromUtf8("hive: cannot start the command: the sandbox's process limit (pids) is reached\n"),
+                DurationUs = (ulong)(stopwatch.Elapsed.Ticks / 10),
+            };
+        }
         catch (Hive.Interop.SyscallException ex)
         {
             throw new RpcException(StatusCode.Internal, "could not start the command: " + ex.Message);

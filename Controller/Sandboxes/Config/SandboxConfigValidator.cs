@@ -14,7 +14,7 @@ internal static partial class SandboxConfigValidator
 {
     public const long MinMemoryBytes = 64L << 20; // the agent (PID 1) lives inside the limit: ~40 MB charged
     public const int MaxTimeoutSeconds = 86400;
-    public const int MinPids = 8;
+    public const int MinPids = 64; // the agent (PID 1) and its runtime threads count too: ~20 of them
     public const int MaxPids = 32768;
 
     /// <summary>The name rule of DESIGN.md; checked before a name touches a path, cgroup, interface or unit.</summary>
