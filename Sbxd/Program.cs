@@ -100,8 +100,14 @@ using (lockFile)
     var log = loggerFactory.CreateLogger("Hive.Sbxd");
     async Task<bool> BringUpAsync()
     {
+        await service.Lifecycle.WaitAsync(lifetime.ApplicationStopping);
         try
         {
+            if (service.Destroying)
+            {
+                return false;
+            }
+
             await runtime.EnsureAsync(lifetime.ApplicationStopping);
             try
             {
@@ -121,6 +127,10 @@ using (lockFile)
             service.SetState(SandboxState.Failed, ex.Message);
             Log.Failed(log, layout.Name, ex.Message);
             return false;
+        }
+        finally
+        {
+            service.Lifecycle.Release();
         }
     }
 
@@ -143,6 +153,11 @@ using (lockFile)
             }
 
             var state = service.State;
+            if (service.Destroying)
+            {
+                return;
+            }
+
             if (state == SandboxState.Running && runtime.Workspaces.AnyDown())
             {
                 // A workspace lost its SbxFuse: its mount inside the container is dead and cannot be

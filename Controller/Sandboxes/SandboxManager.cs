@@ -268,6 +268,13 @@ internal sealed partial class SandboxManager(
         }
 
         await WaitForExitAsync(sbxdPid, TimeSpan.FromSeconds(10));
+        if (sbxdPid is { } lingering && Hive.Interop.ProcFs.IsAlive(lingering))
+        {
+            // Destroy failed or hung: a Sbxd left running could bring the container back. Stop it first.
+            Hive.Interop.Libc.kill(lingering, Hive.Interop.Libc.SIGKILL);
+            await WaitForExitAsync(sbxdPid, TimeSpan.FromSeconds(5));
+        }
+
         if (Directory.Exists(launcher.StateDir(name)) && !await launcher.RunDestroyAsync(name, cancellationToken))
         {
             throw new InvalidOperationException("teardown incomplete: " + launcher.LogTail(name));

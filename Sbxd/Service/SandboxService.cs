@@ -17,6 +17,15 @@ internal sealed partial class SandboxService(SandboxLayout layout, SandboxRuntim
     private SandboxState _state = SandboxState.Creating;
     private string _error = string.Empty;
     private bool _containerExited;
+
+    /// <summary>
+    /// Serialises bringing the sandbox up (start-up, watchdog restarts) with destroying it, so a
+    /// restart can never resurrect a container that Destroy is tearing down.
+    /// </summary>
+    public SemaphoreSlim Lifecycle { get; } = new(1, 1);
+
+    /// <summary>Set once Destroy has begun; nothing starts again after that.</summary>
+    public bool Destroying { get; private set; }
     private long _commands = ReadCommands(layout.CommandsFile);
 
     public void SetState(SandboxState state, string error = "")
@@ -126,6 +135,8 @@ internal sealed partial class SandboxService(SandboxLayout layout, SandboxRuntim
 
     public async Task<DestroyResponse> DestroyAsync(DestroyRequest request, CallContext context)
     {
+        await Lifecycle.WaitAsync(context.CancellationToken);
+        Destroying = true; // the lifecycle lock is never released again: this Sbxd only exits from here
         SetState(SandboxState.Stopped, "destroying");
         LogDestroying(logger, layout.Name);
         await runtime.TearDownAsync(CancellationToken.None);

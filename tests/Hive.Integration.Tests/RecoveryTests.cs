@@ -149,4 +149,22 @@ public sealed class RecoveryTests
         await hive.DestroyAsync(name);
         Assert.That(await Host.LeftoversAsync(name, hive.StateDir(name)), Is.Empty);
     }
+
+    [Test]
+    public async Task Destroy_during_a_watchdog_restart_leaves_nothing()
+    {
+        await using var hive = await ControllerProcess.StartAsync();
+        var name = Names.Unique("race");
+        await hive.CreateAsync(new { name, fs = new[] { new { mount = "/workspace" } } });
+        var (_, state, _) = await Host.RunAsync("runc", "state", $"hive-{name}");
+        var pid = System.Text.Json.JsonDocument.Parse(state).RootElement.GetProperty("pid").GetInt32();
+
+        // The watchdog notices within a second and starts restarting; destroy races with it.
+        await Host.RunAsync("kill", "-KILL", pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await Task.Delay(1100);
+        await hive.DestroyAsync(name);
+        await Task.Delay(2000); // a restart that escaped the destroy would show up by now
+
+        Assert.That(await Host.LeftoversAsync(name, hive.StateDir(name)), Is.Empty);
+    }
 }
