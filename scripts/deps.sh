@@ -10,7 +10,7 @@ packages=(
   mmdebstrap debootstrap         # base image build from the host's apt configuration
   busybox-static  # shipped inside the agent bundle; test images
   patchelf        # points the agent's ELF interpreter at its own loader
-  sqlite3 jq curl ca-certificates util-linux
+  sqlite3 jq curl ca-certificates util-linux bc
   gcc libc6-dev pkg-config  # compiled C layout checks of the libfuse3 binding
   python3         # bench/ scripts
 )
