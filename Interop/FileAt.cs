@@ -20,6 +20,10 @@ public static unsafe partial class Libc
     public const int EACCES = 13;
     public const int EROFS = 30;
     public const int EIO = 5;
+    public const int EPERM = 1;
+    public const int ERANGE = 34;
+    public const int ENODATA = 61;
+    public const int EOPNOTSUPP = 95;
     public const int ENOTDIR = 20;
     public const int EISDIR = 21;
 
@@ -83,4 +87,28 @@ public static unsafe partial class Libc
 
     [LibraryImport("libc", EntryPoint = "closedir", SetLastError = true)]
     public static partial int closedir(void* dir);
+
+    [LibraryImport("libc", EntryPoint = "fgetxattr", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial nint fgetxattr(int fd, string name, byte* value, nuint size);
+
+    [LibraryImport("libc", EntryPoint = "fsetxattr", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int fsetxattr(int fd, string name, byte* value, nuint size, int flags);
+
+    [LibraryImport("libc", EntryPoint = "flistxattr", SetLastError = true)]
+    public static partial nint flistxattr(int fd, byte* list, nuint size);
+
+    [LibraryImport("libc", EntryPoint = "fremovexattr", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int fremovexattr(int fd, string name);
+
+    [LibraryImport("libc", EntryPoint = "fallocate", SetLastError = true)]
+    public static partial int fallocate(int fd, int mode, long offset, long length);
+
+    [LibraryImport("libc", EntryPoint = "openat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int openat(int dirfd, string path, int flags, uint mode);
+
+    [LibraryImport("libc", EntryPoint = "dup", SetLastError = true)]
+    public static partial int dup(int fd);
+
+    [LibraryImport("libc", EntryPoint = "rewinddir")]
+    public static partial void rewinddir(void* dir);
 }

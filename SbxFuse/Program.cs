@@ -72,10 +72,20 @@ internal sealed record AclRuleJson(string? path, string? access);
 
 internal static unsafe class Mount
 {
+    /// <summary>
+    /// default_permissions: the kernel checks modes from cached attributes. Timeouts: attributes,
+    /// entries and misses are cached for a second, so a workspace shared by two sandboxes is
+    /// close-to-open consistent for data, with at most 1 s of staleness for metadata. auto_cache:
+    /// the page cache is kept across opens unless the file's size or mtime changed.
+    /// (use_ino, hard_remove and nullpath_ok are set in init: see FuseCallbacks.Init.)
+    /// </summary>
+    private const string Options = "default_permissions,allow_other,fsname=hive,subtype=sbxfuse," +
+        "entry_timeout=1,attr_timeout=1,negative_timeout=1,auto_cache";
+
     public static int Run(string target, string? pidFile, Action reload)
     {
         var ops = FuseCallbacks.Operations();
-        string[] argv = ["hive-sbxfuse", "-o", "default_permissions,allow_other,fsname=hive,subtype=sbxfuse"];
+        string[] argv = ["hive-sbxfuse", "-o", Options];
         var native = argv.Select(a => Marshal.StringToCoTaskMemUTF8(a)).ToArray();
         var argvPtr = (byte**)NativeMemory.Alloc((nuint)(native.Length + 1), (nuint)sizeof(nint));
         for (var i = 0; i < native.Length; i++)
@@ -120,10 +130,8 @@ internal static unsafe class Mount
             File.WriteAllText(pidFile, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
 
-        var config = LibFuse.fuse_loop_cfg_create();
-        LibFuse.fuse_loop_cfg_set_max_threads(config, 16);
-        var rc = LibFuse.fuse_loop_mt(fuse, config);
-        LibFuse.fuse_loop_cfg_destroy(config);
+        var rc = SessionLoop.Run(LibFuse.fuse_get_session(fuse), workers: 8);
+
         LibFuse.fuse_destroy(fuse);
         foreach (var p in native)
         {

@@ -76,6 +76,48 @@ public struct FuseFileInfo
     public const uint KeepCache = 1u << 2;
 }
 
+/// <summary><c>struct fuse_buf</c> (40 bytes): one request as read from the device.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct FuseBuf
+{
+    public nuint Size;
+    public int Flags;
+    public void* Mem;
+    public int Fd;
+    public long Pos;
+}
+
+/// <summary><c>struct fuse_config</c> of libfuse 3.14 (128 bytes): what <c>init</c> may set.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct FuseConfig
+{
+    public int SetGid;
+    public uint Gid;
+    public int SetUid;
+    public uint Uid;
+    public int SetMode;
+    public uint Umask;
+    public double EntryTimeout;
+    public double NegativeTimeout;
+    public double AttrTimeout;
+    public int Intr;
+    public int IntrSignal;
+    public int Remember;
+    public int HardRemove;
+    public int UseIno;
+    public int ReaddirIno;
+    public int DirectIo;
+    public int KernelCache;
+    public int AutoCache;
+    public int NoRofdFlush;
+    public int AcAttrTimeoutSet;
+    public double AcAttrTimeout;
+    public int NullpathOk;
+    public int ShowHelp;
+    public byte* Modules;
+    public int Debug;
+}
+
 /// <summary><c>struct fuse_args</c> (24 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
 public unsafe struct FuseArgs
@@ -131,7 +173,7 @@ public unsafe struct FuseOperations
     public delegate* unmanaged<byte*, void*, delegate* unmanaged<void*, byte*, Stat*, long, int, int>, long, FuseFileInfo*, int, int> Readdir;
     public delegate* unmanaged<byte*, FuseFileInfo*, int> Releasedir;
     public delegate* unmanaged<byte*, int, FuseFileInfo*, int> Fsyncdir;
-    public delegate* unmanaged<void*, void*, void*> Init;
+    public delegate* unmanaged<void*, FuseConfig*, void*> Init;
     public delegate* unmanaged<void*, void> Destroy;
     public delegate* unmanaged<byte*, int, int> Access;
     public delegate* unmanaged<byte*, uint, FuseFileInfo*, int> Create;

@@ -61,6 +61,46 @@ internal sealed class AuditLog : IDisposable
         }
     }
 
+    /// <summary><c>artifact.written</c>: a file the agent wrote, as stored when its last handle closed.</summary>
+    public bool TryRecordArtifact(string path, long size, string? sha256)
+    {
+        try
+        {
+            lock (_gate)
+            {
+                var writer = _buffer.Reset();
+                using (var json = new Utf8JsonWriter(writer))
+                {
+                    json.WriteStartObject();
+                    json.WriteNumber("ts_ms", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+                    json.WriteString("kind", "artifact.written");
+                    json.WriteString("mount", _mount);
+                    json.WriteString("path", path);
+                    json.WriteNumber("size", size);
+                    if (sha256 is null)
+                    {
+                        json.WriteNull("sha256");
+                    }
+                    else
+                    {
+                        json.WriteString("sha256", sha256);
+                    }
+
+                    json.WriteEndObject();
+                }
+
+                writer.Write("\n"u8);
+                _stream.Write(writer.WrittenSpan);
+            }
+
+            return true;
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     public void Dispose() => _stream.Dispose();
 
     private sealed class ArrayBufferWriterPool

@@ -15,6 +15,7 @@ internal static unsafe class FuseCallbacks
     public static FuseOperations Operations()
     {
         var ops = default(FuseOperations);
+        ops.Init = &Init;
         ops.Getattr = &Getattr;
         ops.Readlink = &Readlink;
         ops.Mkdir = &Mkdir;
@@ -30,17 +31,28 @@ internal static unsafe class FuseCallbacks
         ops.Read = &Read;
         ops.Write = &Write;
         ops.Statfs = &Statfs;
-        ops.Flush = &Flush;
+        // No flush: the kernel then stops sending FLUSH on every close (one round trip less per file);
+        // descriptors are closed at release.
         ops.Release = &Release;
         ops.Fsync = &Fsync;
+        ops.Opendir = &Opendir;
         ops.Readdir = &Readdir;
+        ops.Releasedir = &Releasedir;
         ops.Access = &Access;
         ops.Create = &Create;
         ops.Utimens = &Utimens;
+        ops.Fallocate = &Fallocate;
+        ops.Getxattr = &Getxattr;
+        ops.Setxattr = &Setxattr;
+        ops.Listxattr = &Listxattr;
+        ops.Removexattr = &Removexattr;
         return ops;
     }
 
     private static string S(byte* p) => Marshal.PtrToStringUTF8((nint)p) ?? string.Empty;
+
+    /// <summary>The path, or null when libfuse has none (an open file that was removed; nullpath_ok).</summary>
+    private static string? N(byte* p) => p is null ? null : Marshal.PtrToStringUTF8((nint)p);
 
     private static int Guard(Func<int> op)
     {
@@ -54,12 +66,29 @@ internal static unsafe class FuseCallbacks
         }
     }
 
+    /// <summary>
+    /// use_ino: the backing inode numbers (stable across remounts; git and tar compare them).
+    /// hard_remove + nullpath_ok: unlinking an open file really unlinks it (no .fuse_hidden files)
+    /// and its handle keeps working. Timeouts (1 s for attributes, entries and misses) and
+    /// auto_cache (page cache kept across opens unless size/mtime changed) come from the mount options.
+    /// </summary>
+    [UnmanagedCallersOnly]
+    private static void* Init(void* connection, FuseConfig* config)
+    {
+
+        config->UseIno = 1;
+        config->HardRemove = 1;
+        config->NullpathOk = 1;
+        return null;
+    }
+
     [UnmanagedCallersOnly]
     private static int Getattr(byte* path, Stat* stat, FuseFileInfo* fi)
     {
-        var p = S(path);
+        var p = N(path);
         var st = (nint)stat;
-        return Guard(() => Fs.Getattr(p, (Stat*)st));
+        var f = (nint)fi;
+        return Guard(() => Fs.Getattr(p, (Stat*)st, (FuseFileInfo*)f));
     }
 
     [UnmanagedCallersOnly]
@@ -132,7 +161,7 @@ internal static unsafe class FuseCallbacks
     [UnmanagedCallersOnly]
     private static int Truncate(byte* path, long size, FuseFileInfo* fi)
     {
-        var p = S(path);
+        var p = N(path);
         var f = (nint)fi;
         return Guard(() => Fs.Truncate(p, size, (FuseFileInfo*)f));
     }
@@ -156,7 +185,7 @@ internal static unsafe class FuseCallbacks
     [UnmanagedCallersOnly]
     private static int Read(byte* path, byte* buffer, nuint size, long offset, FuseFileInfo* fi)
     {
-        var p = S(path);
+        var p = N(path);
         var b = (nint)buffer;
         var f = (nint)fi;
         return Guard(() => Fs.Read(p, (byte*)b, size, offset, (FuseFileInfo*)f));
@@ -165,7 +194,7 @@ internal static unsafe class FuseCallbacks
     [UnmanagedCallersOnly]
     private static int Write(byte* path, byte* buffer, nuint size, long offset, FuseFileInfo* fi)
     {
-        var p = S(path);
+        var p = N(path);
         var b = (nint)buffer;
         var f = (nint)fi;
         return Guard(() => Fs.Write(p, (byte*)b, size, offset, (FuseFileInfo*)f));
@@ -179,16 +208,9 @@ internal static unsafe class FuseCallbacks
     }
 
     [UnmanagedCallersOnly]
-    private static int Flush(byte* path, FuseFileInfo* fi)
-    {
-        var f = (nint)fi;
-        return Guard(() => Fs.Flush((FuseFileInfo*)f));
-    }
-
-    [UnmanagedCallersOnly]
     private static int Release(byte* path, FuseFileInfo* fi)
     {
-        var p = S(path);
+        var p = N(path);
         var f = (nint)fi;
         return Guard(() => Fs.Release(p, (FuseFileInfo*)f));
     }
@@ -196,17 +218,20 @@ internal static unsafe class FuseCallbacks
     [UnmanagedCallersOnly]
     private static int Fsync(byte* path, int datasync, FuseFileInfo* fi)
     {
+        var p = N(path);
         var f = (nint)fi;
-        return Guard(() => Fs.Fsync(datasync, (FuseFileInfo*)f));
+        return Guard(() => Fs.Fsync(p, datasync, (FuseFileInfo*)f));
     }
 
     [UnmanagedCallersOnly]
     private static int Readdir(byte* path, void* buffer, delegate* unmanaged<void*, byte*, Stat*, long, int, int> filler, long offset, FuseFileInfo* fi, int flags)
     {
-        var p = S(path);
+        var p = N(path);
         var b = (nint)buffer;
         var fill = (nint)filler;
-        return Guard(() => Fs.Readdir(p, (void*)b, (delegate* unmanaged<void*, byte*, Stat*, long, int, int>)fill));
+        var f = (nint)fi;
+        var plus = (flags & 1) != 0; // FUSE_READDIR_PLUS
+        return Guard(() => Fs.Readdir(p, (void*)b, (delegate* unmanaged<void*, byte*, Stat*, long, int, int>)fill, plus, (FuseFileInfo*)f));
     }
 
     [UnmanagedCallersOnly]
@@ -222,5 +247,62 @@ internal static unsafe class FuseCallbacks
         var p = S(path);
         var t = (nint)times;
         return Guard(() => Fs.Utimens(p, (Timespec*)t));
+    }
+
+    [UnmanagedCallersOnly]
+    private static int Fallocate(byte* path, int mode, long offset, long length, FuseFileInfo* fi)
+    {
+        var p = N(path);
+        var f = (nint)fi;
+        return Guard(() => Fs.Fallocate(p, mode, offset, length, (FuseFileInfo*)f));
+    }
+
+    [UnmanagedCallersOnly]
+    private static int Getxattr(byte* path, byte* name, byte* value, nuint size)
+    {
+        var p = S(path);
+        var n = S(name);
+        var v = (nint)value;
+        return Guard(() => Fs.Getxattr(p, n, (byte*)v, size));
+    }
+
+    [UnmanagedCallersOnly]
+    private static int Setxattr(byte* path, byte* name, byte* value, nuint size, int flags)
+    {
+        var p = S(path);
+        var n = S(name);
+        var v = (nint)value;
+        return Guard(() => Fs.Setxattr(p, n, (byte*)v, size, flags));
+    }
+
+    [UnmanagedCallersOnly]
+    private static int Listxattr(byte* path, byte* list, nuint size)
+    {
+        var p = S(path);
+        var l = (nint)list;
+        return Guard(() => Fs.Listxattr(p, (byte*)l, size));
+    }
+
+    [UnmanagedCallersOnly]
+    private static int Removexattr(byte* path, byte* name)
+    {
+        var p = S(path);
+        var n = S(name);
+        return Guard(() => Fs.Removexattr(p, n));
+    }
+
+    [UnmanagedCallersOnly]
+    private static int Opendir(byte* path, FuseFileInfo* fi)
+    {
+        var p = S(path);
+        var f = (nint)fi;
+        return Guard(() => Fs.Opendir(p, (FuseFileInfo*)f));
+    }
+
+    [UnmanagedCallersOnly]
+    private static int Releasedir(byte* path, FuseFileInfo* fi)
+    {
+        var f = (nint)fi;
+        return Guard(() => Fs.Releasedir((FuseFileInfo*)f));
     }
 }

@@ -19,6 +19,12 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
 {
     private volatile AclPolicy _policy = policy;
 
+    /// <summary>What we know about each open handle (keyed by its backing descriptor).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, OpenFile> _open = new();
+
+    /// <summary>Counters for the control socket's stats.</summary>
+    public FsCounters Counters { get; } = new();
+
     public AclPolicy Policy
     {
         get => _policy;
@@ -27,9 +33,29 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
 
     public string Logical(string fusePath) => fusePath == "/" ? mount : mount == "/" ? fusePath : mount + fusePath;
 
-    public int Getattr(string path, Stat* stat)
+    /// <summary>
+    /// The path of a handle's file: libfuse passes none for operations on handles (nullpath_ok), so
+    /// we keep it per handle, current across renames. An unknown handle gets "" — denied by every policy.
+    /// </summary>
+    private string HandlePath(string? path, FuseFileInfo* fi) =>
+        path is not null ? Logical(path) : fi is not null && _open.TryGetValue((int)fi->Fh, out var f) ? f.Logical : string.Empty;
+
+    public int Getattr(string? path, Stat* stat, FuseFileInfo* fi)
     {
         var start = Stopwatch.GetTimestamp();
+        if (fi is not null && fi->Fh != 0)
+        {
+            var logicalPath = HandlePath(path, fi);
+            var access = logicalPath.Length == 0 ? Access.Deny : _policy.Decide(logicalPath);
+            if (access == Access.Deny)
+            {
+                return Done("getattr", logicalPath, "deny", -Libc.EACCES, 0, start);
+            }
+
+            return Done("getattr", logicalPath, "allow", Libc.fstat((int)fi->Fh, stat) == 0 ? 0 : -Errno(), 0, start);
+        }
+
+        path ??= "/";
         if (Deny(path, write: false, out var logical, out var decision) is { } denied)
         {
             return Done("getattr", logical, decision, denied, 0, start);
@@ -71,13 +97,19 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         return Done("readlink", logical, decision, rc, 0, start);
     }
 
-    public int Mkdir(string path, uint mode) => AtWrite("mkdir", path, (fd, name) => Libc.mkdirat(fd, name, mode));
+    /// <summary>
+    /// Set-user/group-ID bits are never stored: the backing files are owned by root on the host, and a
+    /// set-uid root binary planted by an agent must not exist there, whatever the host does with it.
+    /// </summary>
+    private const uint PermissionBits = 0x1ff | 0x200; // rwxrwxrwx + sticky
+
+    public int Mkdir(string path, uint mode) => AtWrite("mkdir", path, (fd, name) => Libc.mkdirat(fd, name, mode & PermissionBits));
 
     public int Unlink(string path) => AtWrite("unlink", path, (fd, name) => Libc.unlinkat(fd, name, 0));
 
     public int Rmdir(string path) => AtWrite("rmdir", path, (fd, name) => Libc.unlinkat(fd, name, Libc.AT_REMOVEDIR));
 
-    public int Chmod(string path, uint mode) => AtWrite("chmod", path, (fd, name) => Libc.fchmodat(fd, name, mode, 0));
+    public int Chmod(string path, uint mode) => AtWrite("chmod", path, (fd, name) => Libc.fchmodat(fd, name, mode & PermissionBits, 0));
 
     public int Chown(string path, uint uid, uint gid) => AtWrite("chown", path, (fd, name) => Libc.fchownat(fd, name, uid, gid, Libc.AT_SYMLINK_NOFOLLOW));
 
@@ -113,6 +145,11 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         var rc = e1 != 0 ? e1 : e2 != 0 ? e2 : Libc.renameat2(fromFd, fromName, toFd, toName, flags) == 0 ? 0 : -Errno();
         tree.Release(fromFd);
         tree.Release(toFd);
+        if (rc == 0)
+        {
+            Renamed(from, to, exchange: (flags & 2) != 0);
+        }
+
         return Done("rename", logical, decision, rc, 0, start, logicalTo);
     }
 
@@ -141,10 +178,11 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         return Done("link", Logical(to), decision, rc, 0, start, logicalFrom);
     }
 
-    public int Truncate(string path, long size, FuseFileInfo* fi)
+    public int Truncate(string? path, long size, FuseFileInfo* fi)
     {
         var start = Stopwatch.GetTimestamp();
-        if (Deny(path, write: true, out var logical, out var decision) is { } denied)
+        var logical = HandlePath(path, fi);
+        if (DenyLogical(logical, write: true, out var decision) is { } denied)
         {
             return Done("truncate", logical, decision, denied, 0, start);
         }
@@ -153,6 +191,11 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         if (fi is not null && fi->Fh != 0)
         {
             rc = Libc.ftruncate((int)fi->Fh, size) == 0 ? 0 : -Errno();
+            MarkWritten(fi);
+        }
+        else if (path is null)
+        {
+            rc = -Libc.ENOENT;
         }
         else
         {
@@ -169,15 +212,15 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
 
     public int Open(string path, FuseFileInfo* fi) => OpenOrCreate("open", path, fi->Flags, 0, fi);
 
-    public int Create(string path, uint mode, FuseFileInfo* fi) => OpenOrCreate("create", path, fi->Flags | Libc.O_CREAT, mode, fi);
+    public int Create(string path, uint mode, FuseFileInfo* fi) => OpenOrCreate("create", path, fi->Flags | Libc.O_CREAT, mode & PermissionBits, fi);
 
-    public int Read(string path, byte* buffer, nuint size, long offset, FuseFileInfo* fi)
+    public int Read(string? path, byte* buffer, nuint size, long offset, FuseFileInfo* fi)
     {
         var start = Stopwatch.GetTimestamp();
-        var logical = Logical(path);
+        var logical = HandlePath(path, fi);
 
         // Re-checked per operation: a hot-reloaded rule applies to handles that are already open.
-        if (_policy.Decide(logical) == Access.Deny)
+        if (logical.Length == 0 || _policy.Decide(logical) == Access.Deny)
         {
             return Done("read", logical, "deny", -Libc.EACCES, 0, start);
         }
@@ -186,46 +229,261 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         return Done("read", logical, "allow", n < 0 ? -Errno() : (int)n, Math.Max(0, n), start);
     }
 
-    public int Write(string path, byte* buffer, nuint size, long offset, FuseFileInfo* fi)
+    public int Write(string? path, byte* buffer, nuint size, long offset, FuseFileInfo* fi)
     {
         var start = Stopwatch.GetTimestamp();
-        var logical = Logical(path);
-        var access = _policy.Decide(logical);
+        var logical = HandlePath(path, fi);
+        var access = logical.Length == 0 ? Access.Deny : _policy.Decide(logical);
         if (access != Access.ReadWrite)
         {
             return Done("write", logical, access.Name(), access == Access.Deny ? -Libc.EACCES : -Libc.EROFS, 0, start);
         }
 
         var n = Libc.pwrite((int)fi->Fh, buffer, size, offset);
+        MarkWritten(fi);
         return Done("write", logical, "allow", n < 0 ? -Errno() : (int)n, Math.Max(0, n), start);
+    }
+
+    public int Fallocate(string? path, int mode, long offset, long length, FuseFileInfo* fi)
+    {
+        var start = Stopwatch.GetTimestamp();
+        var logical = HandlePath(path, fi);
+        if (DenyLogical(logical, write: true, out var decision) is { } denied)
+        {
+            return Done("fallocate", logical, decision, denied, 0, start);
+        }
+
+        var rc = Libc.fallocate((int)fi->Fh, mode, offset, length) == 0 ? 0 : -Errno();
+        MarkWritten(fi);
+        return Done("fallocate", logical, decision, rc, length, start);
     }
 
     public int Statfs(StatVfs* stat) => Libc.fstatvfs(tree.RootFd, stat) == 0 ? 0 : -Errno();
 
-    public int Flush(FuseFileInfo* fi) => 0;
-
-    public int Release(string path, FuseFileInfo* fi)
+    /// <summary>
+    /// The last close of a handle. A file the agent wrote through this handle is recorded as an
+    /// artifact with its size and SHA-256 (read back from the backing file, so it is what is stored).
+    /// </summary>
+    public int Release(string? path, FuseFileInfo* fi)
     {
         var start = Stopwatch.GetTimestamp();
-        Libc.close((int)fi->Fh);
-        return Done("release", Logical(path), "allow", 0, 0, start);
+        var fd = (int)fi->Fh;
+        _open.TryRemove(fd, out var file);
+        var logical = path is not null ? Logical(path) : file?.Logical ?? mount;
+        var recorded = true;
+        if (file is { Written: true })
+        {
+            recorded = RecordArtifact(fd, logical);
+        }
+
+        Libc.close(fd);
+        var rc = Done("release", logical, "allow", 0, 0, start);
+        return recorded ? rc : -Libc.EIO;
     }
 
-    public int Fsync(int datasync, FuseFileInfo* fi) =>
-        (datasync != 0 ? Libc.fdatasync((int)fi->Fh) : Libc.fsync((int)fi->Fh)) == 0 ? 0 : -Errno();
+    public int Fsync(string? path, int datasync, FuseFileInfo* fi)
+    {
+        var start = Stopwatch.GetTimestamp();
+        var rc = (datasync != 0 ? Libc.fdatasync((int)fi->Fh) : Libc.fsync((int)fi->Fh)) == 0 ? 0 : -Errno();
+        return Done("fsync", HandlePath(path, fi), "allow", rc, 0, start);
+    }
 
-    public int Readdir(string path, void* buffer, delegate* unmanaged<void*, byte*, Stat*, long, int, int> filler)
+    public int Getxattr(string path, string name, byte* value, nuint size) =>
+        Xattr("getxattr", path, name, write: false, fd =>
+        {
+            var n = Libc.fgetxattr(fd, name, value, size);
+            return n < 0 ? -Errno() : (int)n;
+        });
+
+    public int Listxattr(string path, byte* list, nuint size) =>
+        Xattr("listxattr", path, null, write: false, fd =>
+        {
+            var n = Libc.flistxattr(fd, list, size);
+            return n < 0 ? -Errno() : (int)n;
+        });
+
+    public int Setxattr(string path, string name, byte* value, nuint size, int flags) =>
+        Xattr("setxattr", path, name, write: true, fd => Libc.fsetxattr(fd, name, value, size, flags) == 0 ? 0 : -Errno());
+
+    public int Removexattr(string path, string name) =>
+        Xattr("removexattr", path, name, write: true, fd => Libc.fremovexattr(fd, name) == 0 ? 0 : -Errno());
+
+    /// <summary>
+    /// Extended attributes, <c>user.*</c> only: the other namespaces (security, trusted, system ACLs)
+    /// would let the agent change what the host enforces. Files and directories only; the entry is
+    /// pinned with O_PATH, checked, and re-opened through its descriptor, so no symlink is followed.
+    /// </summary>
+    private int Xattr(string op, string path, string? name, bool write, Func<int, int> action)
+    {
+        var start = Stopwatch.GetTimestamp();
+        if (Deny(path, write, out var logical, out var decision) is { } denied)
+        {
+            return Done(op, logical, decision, denied, 0, start, name);
+        }
+
+        if (name is not null && !name.StartsWith("user.", StringComparison.Ordinal))
+        {
+            // Reading one simply finds nothing (the kernel asks for security.capability before writes);
+            // setting or removing one is refused.
+            return write ? Done(op, logical, "deny", -Libc.EOPNOTSUPP, 0, start, name) : Done(op, logical, decision, -Libc.ENODATA, 0, start, name);
+        }
+
+        var pinned = tree.Open(path, Libc.O_PATH, 0);
+        if (pinned < 0)
+        {
+            return Done(op, logical, decision, pinned, 0, start, name);
+        }
+
+        int rc;
+        var stat = default(Stat);
+        if (Libc.fstat(pinned, &stat) != 0)
+        {
+            rc = -Errno();
+        }
+        else if ((stat.Mode & 0xF000) is not 0x8000 and not 0x4000)
+        {
+            rc = write ? -Libc.EPERM : name is null ? 0 : -Libc.ENODATA;
+        }
+        else
+        {
+            // Re-open the pinned entry itself (a regular file or directory, checked above) for reading.
+            var fd = Libc.openat(Libc.AT_FDCWD, "/proc/self/fd/" + pinned.ToString(System.Globalization.CultureInfo.InvariantCulture), Libc.O_RDONLY | Libc.O_CLOEXEC | Libc.O_NONBLOCK, 0);
+            rc = fd < 0 ? -Errno() : action(fd);
+            if (fd >= 0)
+            {
+                Libc.close(fd);
+            }
+        }
+
+        Libc.close(pinned);
+        return Done(op, logical, decision, rc, Math.Max(0, rc), start, name);
+    }
+
+    /// <summary>Open handles follow their file (or a parent directory) to its new name, so later decisions use the current path.</summary>
+    private void Renamed(string from, string to, bool exchange)
+    {
+        foreach (var file in _open.Values)
+        {
+            var current = file.FusePath;
+            var moved = Moved(current, from, to) ?? (exchange ? Moved(current, to, from) : null);
+            if (moved is not null)
+            {
+                file.FusePath = moved;
+                file.Logical = Logical(moved);
+            }
+        }
+
+        static string? Moved(string path, string from, string to) =>
+            path == from ? to : path.StartsWith(from + "/", StringComparison.Ordinal) ? to + path[from.Length..] : null;
+    }
+
+    public int Opendir(string path, FuseFileInfo* fi)
     {
         var start = Stopwatch.GetTimestamp();
         if (Deny(path, write: false, out var logical, out var decision) is { } denied)
         {
-            return Done("readdir", logical, decision, denied, 0, start);
+            return Done("opendir", logical, decision, denied, 0, start);
         }
 
         var fd = tree.Open(path, Libc.O_RDONLY | Libc.O_DIRECTORY, 0);
+        if (fd >= 0)
+        {
+            fi->Fh = (ulong)fd;
+            _open[fd] = new OpenFile(path, logical);
+        }
+
+        return Done("opendir", logical, decision, fd < 0 ? fd : 0, 0, start);
+    }
+
+    public int Releasedir(FuseFileInfo* fi)
+    {
+        _open.TryRemove((int)fi->Fh, out _);
+        Libc.close((int)fi->Fh);
+        return 0;
+    }
+
+    private void MarkWritten(FuseFileInfo* fi)
+    {
+        if (_open.TryGetValue((int)fi->Fh, out var file))
+        {
+            file.Written = true;
+        }
+    }
+
+    private bool RecordArtifact(int fd, string logical)
+    {
+        var stat = default(Stat);
+        if (Libc.fstat(fd, &stat) != 0 || (stat.Mode & 0xF000) != 0x8000)
+        {
+            return true;
+        }
+
+        // The handle may be write-only: hash through a read-only descriptor of the same file.
+        var reader = Libc.openat(Libc.AT_FDCWD, "/proc/self/fd/" + fd.ToString(System.Globalization.CultureInfo.InvariantCulture), Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
+        if (reader < 0)
+        {
+            return audit.TryRecordArtifact(logical, stat.Size, null);
+        }
+
+        try
+        {
+            return Hash(reader, logical);
+        }
+        finally
+        {
+            Libc.close(reader);
+        }
+    }
+
+    private bool Hash(int fd, string logical)
+    {
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 20);
+        try
+        {
+            long offset = 0;
+            fixed (byte* p = buffer)
+            {
+                while (true)
+                {
+                    var n = Libc.pread(fd, p, (nuint)buffer.Length, offset);
+                    if (n < 0)
+                    {
+                        return audit.TryRecordArtifact(logical, offset, null);
+                    }
+
+                    if (n == 0)
+                    {
+                        break;
+                    }
+
+                    sha.AppendData(buffer, 0, (int)n);
+                    offset += n;
+                }
+            }
+
+            return audit.TryRecordArtifact(logical, offset, Convert.ToHexStringLower(sha.GetHashAndReset()));
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    public int Readdir(string? path, void* buffer, delegate* unmanaged<void*, byte*, Stat*, long, int, int> filler, bool plus, FuseFileInfo* fi)
+    {
+        var start = Stopwatch.GetTimestamp();
+        var logical = HandlePath(path, fi);
+        if (DenyLogical(logical, write: false, out var decision) is { } denied)
+        {
+            return Done("readdir", logical, decision, denied, 0, start);
+        }
+
+        // A duplicate of the handle's descriptor, rewound: libfuse asks for the whole listing at once.
+        var fd = Libc.dup((int)fi->Fh);
         if (fd < 0)
         {
-            return Done("readdir", logical, decision, fd, 0, start);
+            return Done("readdir", logical, decision, -Errno(), 0, start);
         }
 
         var dir = Libc.fdopendir(fd);
@@ -236,21 +494,41 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
             return Done("readdir", logical, decision, e, 0, start);
         }
 
+        Libc.rewinddir(dir);
+
         long count = 0;
         var policy = _policy;
+        var stat = default(Stat);
         try
         {
             byte* entry;
             while ((entry = Libc.readdir(dir)) is not null)
             {
                 var name = entry + 19;
-                var nameString = Marshal.PtrToStringUTF8((nint)name) ?? string.Empty;
-                if (nameString is not "." and not ".." && policy.Decide(logical == "/" ? "/" + nameString : logical + "/" + nameString) == Access.Deny)
+                var dot = name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0));
+                if (!dot)
                 {
-                    continue; // denied entries are not listed
+                    var nameString = Marshal.PtrToStringUTF8((nint)name) ?? string.Empty;
+                    if (policy.Decide(logical == "/" ? "/" + nameString : logical + "/" + nameString) == Access.Deny)
+                    {
+                        continue; // denied entries are not listed
+                    }
                 }
 
-                filler(buffer, name, null, 0, 0);
+                // The entry's type (and with readdirplus its attributes) saves the kernel a lookup per entry.
+                var fill = 0;
+                if (plus && !dot && Libc.fstatat(fd, Marshal.PtrToStringUTF8((nint)name) ?? string.Empty, &stat, Libc.AT_SYMLINK_NOFOLLOW) == 0)
+                {
+                    fill = FillDirPlus;
+                }
+                else
+                {
+                    stat = default;
+                    stat.Ino = *(ulong*)entry;
+                    stat.Mode = (uint)entry[18] << 12;
+                }
+
+                filler(buffer, name, &stat, 0, fill);
                 count++;
             }
         }
@@ -261,6 +539,8 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
 
         return Done("readdir", logical, decision, 0, count, start);
     }
+
+    private const int FillDirPlus = 2;
 
     public int CheckAccess(string path, int mask)
     {
@@ -287,6 +567,7 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         if (fd >= 0)
         {
             fi->Fh = (ulong)fd;
+            _open[fd] = new OpenFile(path, logical) { Written = (flags & Libc.O_TRUNC) != 0 || op == "create" };
         }
 
         return Done(op, logical, decision, fd < 0 ? fd : 0, 0, start);
@@ -315,7 +596,12 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
     private int? Deny(string path, bool write, out string logical, out string decision)
     {
         logical = Logical(path);
-        var access = _policy.Decide(logical);
+        return DenyLogical(logical, write, out decision);
+    }
+
+    private int? DenyLogical(string logical, bool write, out string decision)
+    {
+        var access = logical.Length == 0 ? Access.Deny : _policy.Decide(logical);
         switch (access)
         {
             case Access.Deny:
@@ -334,8 +620,62 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
     {
         var micros = (long)Stopwatch.GetElapsedTime(start).TotalMicroseconds;
         var recorded = audit.TryRecord(new FsEvent(op, logical, decision, bytes, micros, result < 0 ? -result : 0, target));
+        Counters.Count(decision, result < 0, bytes, op);
         return recorded ? result : -Libc.EIO;
     }
 
     private static int Errno() => Marshal.GetLastPInvokeError();
+}
+
+/// <summary>An open handle: the path it was opened under and whether the agent wrote through it.</summary>
+internal sealed class OpenFile(string fusePath, string logical)
+{
+    /// <summary>The path inside the mount, kept current across renames of the file or a parent.</summary>
+    public volatile string FusePath = fusePath;
+
+    public volatile string Logical = logical;
+
+    public volatile bool Written;
+}
+
+/// <summary>Totals since start, for the control socket.</summary>
+internal sealed class FsCounters
+{
+    private long _operations;
+    private long _denied;
+    private long _errors;
+    private long _bytesRead;
+    private long _bytesWritten;
+
+    public long Operations => Interlocked.Read(ref _operations);
+
+    public long Denied => Interlocked.Read(ref _denied);
+
+    public long Errors => Interlocked.Read(ref _errors);
+
+    public long BytesRead => Interlocked.Read(ref _bytesRead);
+
+    public long BytesWritten => Interlocked.Read(ref _bytesWritten);
+
+    public void Count(string decision, bool failed, long bytes, string op)
+    {
+        Interlocked.Increment(ref _operations);
+        if (decision != "allow")
+        {
+            Interlocked.Increment(ref _denied);
+        }
+        else if (failed)
+        {
+            Interlocked.Increment(ref _errors);
+        }
+
+        if (op == "read")
+        {
+            Interlocked.Add(ref _bytesRead, bytes);
+        }
+        else if (op == "write")
+        {
+            Interlocked.Add(ref _bytesWritten, bytes);
+        }
+    }
 }

@@ -142,7 +142,7 @@ public sealed class GovernedMountTests
         }
     }
 
-    private static async Task<(int Code, string Output)> RunAsync(string file, params string[] args)
+    internal static async Task<(int Code, string Output)> RunAsync(string file, params string[] args)
     {
         using var process = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false })!;
         var stdout = process.StandardOutput.ReadToEndAsync();

@@ -20,6 +20,10 @@ int main(void) {
     SIZE(fuse_file_info); OFF(fuse_file_info, flags); OFF(fuse_file_info, fh); OFF(fuse_file_info, lock_owner); OFF(fuse_file_info, poll_events);
     SIZE(fuse_args); OFF(fuse_args, argv); OFF(fuse_args, allocated);
     SIZE(fuse_context); OFF(fuse_context, uid); OFF(fuse_context, pid); OFF(fuse_context, private_data); OFF(fuse_context, umask);
+    SIZE(fuse_config); OFF(fuse_config, entry_timeout); OFF(fuse_config, negative_timeout); OFF(fuse_config, attr_timeout);
+    OFF(fuse_config, hard_remove); OFF(fuse_config, use_ino); OFF(fuse_config, auto_cache); OFF(fuse_config, ac_attr_timeout);
+    OFF(fuse_config, nullpath_ok); OFF(fuse_config, modules); OFF(fuse_config, debug);
+    SIZE(fuse_buf); OFF(fuse_buf, flags); OFF(fuse_buf, mem); OFF(fuse_buf, fd); OFF(fuse_buf, pos);
     SIZE(fuse_operations);
     OFF(fuse_operations, getattr); OFF(fuse_operations, rename); OFF(fuse_operations, open); OFF(fuse_operations, read);
     OFF(fuse_operations, write); OFF(fuse_operations, statfs); OFF(fuse_operations, fsync); OFF(fuse_operations, setxattr);
