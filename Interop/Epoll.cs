@@ -12,7 +12,6 @@ public static unsafe partial class Libc
     public const uint EPOLLOUT = 0x004;
     public const uint EPOLLERR = 0x008;
     public const uint EPOLLHUP = 0x010;
-    public const uint EPOLLEXCLUSIVE = 1u << 28;
     public const int EFD_CLOEXEC = 0x80000;
     public const int EFD_NONBLOCK = 0x800;
     public const int EAGAIN = 11;

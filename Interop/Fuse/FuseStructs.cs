@@ -76,17 +76,6 @@ public struct FuseFileInfo
     public const uint KeepCache = 1u << 2;
 }
 
-/// <summary><c>struct fuse_buf</c> (40 bytes): one request as read from the device.</summary>
-[StructLayout(LayoutKind.Sequential)]
-public unsafe struct FuseBuf
-{
-    public nuint Size;
-    public int Flags;
-    public void* Mem;
-    public int Fd;
-    public long Pos;
-}
-
 /// <summary><c>struct fuse_config</c> of libfuse 3.14 (128 bytes): what <c>init</c> may set.</summary>
 [StructLayout(LayoutKind.Sequential)]
 public unsafe struct FuseConfig

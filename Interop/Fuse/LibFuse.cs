@@ -40,22 +40,6 @@ public static unsafe partial class LibFuse
     [LibraryImport(Library, EntryPoint = "fuse_loop_mt_312")]
     public static partial int fuse_loop_mt(void* fuse, void* config);
 
-    [LibraryImport(Library, EntryPoint = "fuse_get_session")]
-    public static partial void* fuse_get_session(void* fuse);
-
-    [LibraryImport(Library, EntryPoint = "fuse_session_fd")]
-    public static partial int fuse_session_fd(void* session);
-
-    /// <summary>Reads one request into <paramref name="buffer"/> (allocating its memory on first use); bytes read, or a negative errno (-EAGAIN on a non-blocking device).</summary>
-    [LibraryImport(Library, EntryPoint = "fuse_session_receive_buf")]
-    public static partial int fuse_session_receive_buf(void* session, FuseBuf* buffer);
-
-    [LibraryImport(Library, EntryPoint = "fuse_session_process_buf")]
-    public static partial void fuse_session_process_buf(void* session, FuseBuf* buffer);
-
-    [LibraryImport(Library, EntryPoint = "fuse_session_exited")]
-    public static partial int fuse_session_exited(void* session);
-
     [LibraryImport(Library, EntryPoint = "fuse_get_context")]
     public static partial FuseContext* fuse_get_context();
 }

@@ -12,6 +12,9 @@ internal static unsafe class FuseCallbacks
 {
     public static GovernedFileSystem Fs { get; set; } = null!;
 
+    /// <summary>Completed once the kernel's INIT request has been answered.</summary>
+    public static TaskCompletionSource Initialized { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public static FuseOperations Operations()
     {
         var ops = default(FuseOperations);
@@ -79,6 +82,7 @@ internal static unsafe class FuseCallbacks
         config->UseIno = 1;
         config->HardRemove = 1;
         config->NullpathOk = 1;
+        Initialized.TrySetResult();
         return null;
     }
 

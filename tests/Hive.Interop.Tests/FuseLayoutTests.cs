@@ -41,7 +41,6 @@ public sealed class FuseLayoutTests
         yield return new TestCaseData("sizeof(fuse_context)", typeof(FuseContext));
         yield return new TestCaseData("sizeof(fuse_operations)", typeof(FuseOperations));
         yield return new TestCaseData("sizeof(fuse_config)", typeof(FuseConfig));
-        yield return new TestCaseData("sizeof(fuse_buf)", typeof(FuseBuf));
     }
 
     [TestCaseSource(nameof(Sizes))]
@@ -77,8 +76,6 @@ public sealed class FuseLayoutTests
             ("fuse_config.use_ino", typeof(FuseConfig), nameof(FuseConfig.UseIno)), ("fuse_config.auto_cache", typeof(FuseConfig), nameof(FuseConfig.AutoCache)),
             ("fuse_config.ac_attr_timeout", typeof(FuseConfig), nameof(FuseConfig.AcAttrTimeout)), ("fuse_config.nullpath_ok", typeof(FuseConfig), nameof(FuseConfig.NullpathOk)),
             ("fuse_config.modules", typeof(FuseConfig), nameof(FuseConfig.Modules)), ("fuse_config.debug", typeof(FuseConfig), nameof(FuseConfig.Debug)),
-            ("fuse_buf.flags", typeof(FuseBuf), nameof(FuseBuf.Flags)), ("fuse_buf.mem", typeof(FuseBuf), nameof(FuseBuf.Mem)),
-            ("fuse_buf.fd", typeof(FuseBuf), nameof(FuseBuf.Fd)), ("fuse_buf.pos", typeof(FuseBuf), nameof(FuseBuf.Pos)),
         ];
         return fields.Select(f => new TestCaseData(f.C, f.Type, f.Field).SetName("offset of " + f.C));
     }

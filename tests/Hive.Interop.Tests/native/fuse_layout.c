@@ -23,7 +23,6 @@ int main(void) {
     SIZE(fuse_config); OFF(fuse_config, entry_timeout); OFF(fuse_config, negative_timeout); OFF(fuse_config, attr_timeout);
     OFF(fuse_config, hard_remove); OFF(fuse_config, use_ino); OFF(fuse_config, auto_cache); OFF(fuse_config, ac_attr_timeout);
     OFF(fuse_config, nullpath_ok); OFF(fuse_config, modules); OFF(fuse_config, debug);
-    SIZE(fuse_buf); OFF(fuse_buf, flags); OFF(fuse_buf, mem); OFF(fuse_buf, fd); OFF(fuse_buf, pos);
     SIZE(fuse_operations);
     OFF(fuse_operations, getattr); OFF(fuse_operations, rename); OFF(fuse_operations, open); OFF(fuse_operations, read);
     OFF(fuse_operations, write); OFF(fuse_operations, statfs); OFF(fuse_operations, fsync); OFF(fuse_operations, setxattr);
