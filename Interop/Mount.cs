@@ -6,6 +6,8 @@ namespace Hive.Interop;
 public static partial class Libc
 {
     public const int MNT_DETACH = 2;
+    public const ulong MS_RDONLY = 0x1;
+    public const ulong MS_REMOUNT = 0x20;
     public const ulong MS_BIND = 0x1000;
     public const ulong MS_REC = 0x4000;
     public const ulong MS_SHARED = 1 << 20;

@@ -136,11 +136,31 @@ using (lockFile)
 
     await BringUpAsync();
 
+    async Task RemountAsync()
+    {
+        await service.Lifecycle.WaitAsync(lifetime.ApplicationStopping);
+        try
+        {
+            if (!service.Destroying)
+            {
+                await runtime.Workspaces.EnsureAsync(lifetime.ApplicationStopping);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or InvalidOperationException)
+        {
+            Log.RemountFailed(log, layout.Name, ex.Message);
+        }
+        finally
+        {
+            service.Lifecycle.Release();
+        }
+    }
+
     // Watchdog: if the container's init (the agent) dies — crashed, OOM-killed, told to stop — the
     // container is started again on the same rootfs: processes are lost, files are not.
     _ = Task.Run(async () =>
     {
-        var backoff = TimeSpan.FromSeconds(1);
+        var backoff = TimeSpan.FromMilliseconds(500);
         while (!lifetime.ApplicationStopping.IsCancellationRequested)
         {
             try
@@ -158,19 +178,21 @@ using (lockFile)
                 return;
             }
 
-            if (state == SandboxState.Running && runtime.Workspaces.AnyDown())
+            if (state == SandboxState.Running && runtime.ContainerAlive() && runtime.Workspaces.AnyDown())
             {
-                // A workspace lost its SbxFuse: its mount inside the container is dead and cannot be
-                // replaced in place, so the container starts again on freshly mounted workspaces.
+                // A workspace lost its SbxFuse: mount a new one in place (it propagates into the running
+                // container). Processes keep running; an operation in flight at the crash saw an error.
                 Log.WorkspaceDown(log, layout.Name);
-                await runtime.StopContainerAsync(lifetime.ApplicationStopping);
+                await RemountAsync();
+                backoff = TimeSpan.FromMilliseconds(250);
+                continue;
             }
 
             var dead = state == SandboxState.Running && !runtime.ContainerAlive();
             var retry = state == SandboxState.Failed && service.ContainerExited;
             if (!dead && !retry)
             {
-                backoff = TimeSpan.FromSeconds(1);
+                backoff = TimeSpan.FromMilliseconds(500);
                 continue;
             }
 
@@ -202,8 +224,11 @@ internal static partial class Log
     [LoggerMessage(EventId = 11, Level = LogLevel.Error, Message = "Sandbox {Name} failed to start: {Reason}")]
     public static partial void Failed(ILogger logger, string name, string reason);
 
-    [LoggerMessage(EventId = 13, Level = LogLevel.Warning, Message = "Sandbox {Name}: a workspace's SbxFuse exited; remounting and restarting the container")]
+    [LoggerMessage(EventId = 13, Level = LogLevel.Warning, Message = "Sandbox {Name}: a workspace's SbxFuse exited; remounting it in place")]
     public static partial void WorkspaceDown(ILogger logger, string name);
+
+    [LoggerMessage(EventId = 14, Level = LogLevel.Error, Message = "Sandbox {Name}: remounting a workspace failed: {Reason}")]
+    public static partial void RemountFailed(ILogger logger, string name, string reason);
 
     [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "Sandbox {Name}: the container's init exited; starting the container again")]
     public static partial void Restarting(ILogger logger, string name);

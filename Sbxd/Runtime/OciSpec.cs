@@ -88,7 +88,7 @@ internal static class OciSpec
         foreach (var (destination, source) in workspaces)
         {
             // rslave: a FUSE mount replaced on the host (SbxFuse restart) shows up in the container too.
-            mounts.Add(Mount(destination, "bind", source, ["rbind", "rslave", "nosuid", "nodev"]));
+            mounts.Add(Mount(destination, "bind", source, ["rbind", "rslave", "ro", "nosuid", "nodev"])); // the bare mount point; FUSE propagates on top
         }
 
         return config.ToJsonString(new JsonSerializerOptions { WriteIndented = true });

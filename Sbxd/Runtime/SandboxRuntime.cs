@@ -24,8 +24,9 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
     {
         await EnsureRootfsAsync();
         await EnsureNetworkNamespaceAsync(cancellationToken);
-        await Workspaces.EnsureAsync(cancellationToken);
+        Workspaces.PrepareTargets();
         await EnsureContainerAsync(cancellationToken);
+        await Workspaces.EnsureAsync(cancellationToken);
     }
 
     /// <summary>True while the container's init process is alive.</summary>
@@ -113,6 +114,8 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
             await Command.RunAsync(Runc, ["delete", "--force", layout.ContainerId], cancellationToken);
         }
 
+        // The container must bind the bare workspace mount points; SbxFuse mounts on them afterwards.
+        Workspaces.Detach();
         Directory.CreateDirectory(layout.Bundle);
         var env = ContainerEnvironment();
         await File.WriteAllTextAsync(Path.Combine(layout.Bundle, "config.json"), OciSpec.Build(layout, env, Workspaces.ContainerMounts()), cancellationToken);

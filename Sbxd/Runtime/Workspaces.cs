@@ -5,9 +5,11 @@ namespace Hive.Sbxd.Runtime;
 
 /// <summary>
 /// The sandbox's governed workspaces: one hive-sbxfuse per mount, mounted on the host at
-/// <c>&lt;state&gt;/mounts/&lt;i&gt;</c> and bind-mounted into the container. Each mount point is first made
-/// a shared bind of itself, so when SbxFuse is replaced (crash, restart) the new FUSE mount
-/// propagates into the running container (the container's copy is a slave).
+/// <c>&lt;state&gt;/mounts/&lt;i&gt;</c>. That directory is first made a read-only shared bind of itself,
+/// and the container binds it *before* any FUSE mount sits on it (its copy is a slave). Every FUSE
+/// mount made there afterwards propagates into the running container, and every unmount too — so a
+/// crashed SbxFuse is replaced in place: the container and its processes keep running, and the
+/// read-only mount underneath means nothing can be written there while no SbxFuse serves it.
 /// </summary>
 internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
 {
@@ -24,6 +26,46 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
     /// <summary>OCI mounts for the container's config.</summary>
     public IEnumerable<(string Destination, string Source)> ContainerMounts() =>
         layout.Spec.Mounts.Select((m, i) => (m.Mount, Target(i)));
+
+    /// <summary>Creates the bare mount points (read-only shared binds of themselves) the container binds.</summary>
+    public void PrepareTargets()
+    {
+        for (var i = 0; i < layout.Spec.Mounts.Count; i++)
+        {
+            var target = Target(i);
+            if (Libc.IsMountPoint(target))
+            {
+                continue;
+            }
+
+            Directory.CreateDirectory(target);
+            if (Libc.mount(target, target, "none", Libc.MS_BIND, null) != 0 ||
+                Libc.mount("none", target, "none", Libc.MS_BIND | Libc.MS_REMOUNT | Libc.MS_RDONLY, null) != 0 ||
+                Libc.mount("none", target, "none", Libc.MS_SHARED, null) != 0)
+            {
+                throw SyscallException.FromLastError("mount(bind, ro, shared)", target);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Before a new container is created: stop every SbxFuse and take its FUSE mount off the mount
+    /// point, so runc binds the bare shared mount (the FUSE mounts are then made again, and propagate).
+    /// </summary>
+    public void Detach()
+    {
+        TearDown();
+        for (var i = 0; i < layout.Spec.Mounts.Count; i++)
+        {
+            while (FuseMountedAt(Target(i)))
+            {
+                if (Libc.umount2(Target(i), Libc.MNT_DETACH) != 0)
+                {
+                    throw SyscallException.FromLastError("umount2", Target(i));
+                }
+            }
+        }
+    }
 
     public async Task EnsureAsync(CancellationToken cancellationToken)
     {
@@ -53,15 +95,7 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
             }
         }
 
-        if (!Libc.IsMountPoint(target))
-        {
-            Directory.CreateDirectory(target);
-            if (Libc.mount(target, target, "none", Libc.MS_BIND, null) != 0 || Libc.mount("none", target, "none", Libc.MS_SHARED, null) != 0)
-            {
-                throw SyscallException.FromLastError("mount(bind, shared)", target);
-            }
-        }
-
+        PrepareTargets();
         var acls = Path.Combine(FsDir, $"acls-{i}.json");
         await File.WriteAllTextAsync(acls, JsonSerializer.Serialize(spec.Acls.Select(a => new { path = a.Path, access = a.Access })), cancellationToken);
         File.Delete(PidFile(i));
