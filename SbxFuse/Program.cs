@@ -4,14 +4,16 @@ using Hive.Interop.Fuse;
 using Hive.Policy.Fs;
 using Hive.SbxFuse.Audit;
 using Hive.SbxFuse.Backing;
+using Hive.SbxFuse.Control;
 using Hive.SbxFuse.Fs;
 
 // hive-sbxfuse: one governed mount. The backing directory is served at TARGET; ACL rules are about
 // the path the sandbox sees (MOUNT, e.g. /workspace); every operation is appended to AUDIT.
 //   hive-sbxfuse --source DIR --target DIR --mount /workspace --audit FILE [--acls FILE.json]
+//              [--pid-file FILE] [--control SOCKET]
 // SIGHUP reloads the ACL file (already-open handles follow on their next operation);
-// SIGTERM/SIGINT unmount and exit.
-string? source = null, target = null, mount = null, audit = null, aclFile = null, pidFile = null;
+// SIGTERM/SIGINT unmount and exit. --control serves hive.v1.FsControl (SetAcls, GetStats, Health, Drain).
+string? source = null, target = null, mount = null, audit = null, aclFile = null, pidFile = null, control = null;
 for (var i = 0; i + 1 < args.Length; i += 2)
 {
     switch (args[i])
@@ -22,6 +24,7 @@ for (var i = 0; i + 1 < args.Length; i += 2)
         case "--audit": audit = args[i + 1]; break;
         case "--acls": aclFile = args[i + 1]; break;
         case "--pid-file": pidFile = args[i + 1]; break;
+        case "--control": control = args[i + 1]; break;
         default:
             Console.Error.WriteLine($"hive-sbxfuse: unknown option '{args[i]}'");
             return 2;
@@ -30,7 +33,7 @@ for (var i = 0; i + 1 < args.Length; i += 2)
 
 if (source is null || target is null || mount is null || audit is null || args.Length % 2 != 0)
 {
-    Console.Error.WriteLine("usage: hive-sbxfuse --source DIR --target DIR --mount /PATH --audit FILE [--acls FILE.json]");
+    Console.Error.WriteLine("usage: hive-sbxfuse --source DIR --target DIR --mount /PATH --audit FILE [--acls FILE.json] [--pid-file FILE] [--control SOCKET]");
     return 2;
 }
 
@@ -55,6 +58,12 @@ using var tree = new BackingTree(source);
 using var auditLog = new AuditLog(audit, mount);
 var fs = new GovernedFileSystem(tree, auditLog, mount, policy);
 FuseCallbacks.Fs = fs;
+await using var controlServer = new ControlServer(fs, mount, Mount.RequestStop);
+if (control is not null)
+{
+    await controlServer.StartAsync(control);
+}
+
 return Mount.Run(target, pidFile, () =>
 {
     try
@@ -72,6 +81,22 @@ internal sealed record AclRuleJson(string? path, string? access);
 
 internal static unsafe class Mount
 {
+    private static readonly object Gate = new();
+    private static nint _fuse;
+
+    /// <summary>Ends the loop and unmounts; a request after the loop ended (e.g. the mount was removed from outside) does nothing.</summary>
+    public static void RequestStop()
+    {
+        lock (Gate)
+        {
+            if (_fuse != 0)
+            {
+                LibFuse.fuse_exit((void*)_fuse);
+                LibFuse.fuse_unmount((void*)_fuse);
+            }
+        }
+    }
+
     /// <summary>
     /// default_permissions: the kernel checks modes from cached attributes. Timeouts: attributes,
     /// entries and misses are cached for a second, so a workspace shared by two sandboxes is
@@ -135,21 +160,15 @@ internal static unsafe class Mount
 
         // The kernel sets the read-ahead when it gets the INIT reply, so raise it once INIT is through.
         _ = FuseCallbacks.Initialized.Task.ContinueWith(_ => Task.Delay(100).ContinueWith(_ => RaiseReadahead(target), TaskScheduler.Default), TaskScheduler.Default);
-        var handle = (nint)fuse;
-        var gate = new object();
-        var destroyed = false;
+        lock (Gate)
+        {
+            _fuse = (nint)fuse;
+        }
+
         void Stop(PosixSignalContext context)
         {
             context.Cancel = true;
-            lock (gate)
-            {
-                // A signal after the loop ended (e.g. the mount was removed from outside) has nothing left to stop.
-                if (!destroyed)
-                {
-                    LibFuse.fuse_exit((void*)handle);
-                    LibFuse.fuse_unmount((void*)handle);
-                }
-            }
+            RequestStop();
         }
 
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
@@ -171,9 +190,9 @@ internal static unsafe class Mount
         LibFuse.fuse_loop_cfg_destroy(config);
 
 
-        lock (gate)
+        lock (Gate)
         {
-            destroyed = true;
+            _fuse = 0;
             LibFuse.fuse_destroy(fuse);
         }
         foreach (var p in native)

@@ -95,6 +95,7 @@ using (lockFile)
     app.MapClientStreaming<WriteFileRequest, WriteFileResponse>("/hive.v1.Sandbox/WriteFile", service.WriteFileAsync);
     app.MapUnary<ListFilesRequest, ListFilesResponse>("/hive.v1.Sandbox/ListFiles", service.ListFilesAsync);
     app.MapUnary<DestroyRequest, DestroyResponse>("/hive.v1.Sandbox/Destroy", service.DestroyAsync);
+    app.MapUnary<UpdateAclsRequest, UpdateAclsResponse>("/hive.v1.Sandbox/UpdateAcls", service.UpdateAclsAsync);
     await app.StartAsync();
 
     var log = loggerFactory.CreateLogger("Hive.Sbxd");

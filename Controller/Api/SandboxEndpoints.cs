@@ -50,6 +50,15 @@ internal static class SandboxEndpoints
                 statusCode: created ? StatusCodes.Status201Created : StatusCodes.Status200OK);
         });
 
+        // Live policy change: new ACL rules for existing workspaces, applied without a remount.
+        group.MapPatch("/{id}", async (string id, HttpContext http, SandboxManager manager, TimeProvider time) =>
+        {
+            var name = RouteNames.Require(id);
+            var request = await ApiJson.ReadBodyAsync(http.Request, UpdateSandboxRequest.Empty);
+            var record = await manager.UpdateAclsAsync(name, request);
+            return Results.Json(SandboxViews.Detail(record, time.GetUtcNow()), ApiJson.Options);
+        });
+
         group.MapDelete("/{id}", async (string id, SandboxManager manager) =>
         {
             var name = RouteNames.Require(id);

@@ -17,7 +17,8 @@ internal static class SandboxViews
         TtlSeconds(record, now),
         record.CommandsExecuted,
         record.Error,
-        usage);
+        usage,
+        record.Config.Fs.Select(m => new FsView(m.Backend, m.Mount, (m.Acls ?? [new(m.Mount + "/**", "rw")]).Select(a => new FsAclView(a.Path, a.Access)).ToList())).ToList());
 
     public static SandboxSummary Summary(SandboxRecord record, DateTimeOffset now) => new(
         record.Name,
@@ -59,7 +60,13 @@ internal sealed record SandboxDetail(
     long TtlSeconds,
     long CommandsExecuted,
     string? Error,
-    LiveUsage? Usage);
+    LiveUsage? Usage,
+    IReadOnlyList<FsView> Fs);
+
+/// <summary>A workspace as configured; omitted ACLs show as the default they stand for.</summary>
+internal sealed record FsView(string Backend, string Mount, IReadOnlyList<FsAclView> Acls);
+
+internal sealed record FsAclView(string Path, string Access);
 
 internal sealed record SandboxSummary(
     string Id,

@@ -108,6 +108,29 @@ internal sealed partial class SandboxManager(
         }
     }
 
+    /// <summary>
+    /// Replaces the ACL rules of live workspaces: stored first, then pushed through Sbxd to each
+    /// SbxFuse (no remount; open handles follow on their next operation).
+    /// </summary>
+    public async Task<SandboxRecord> UpdateAclsAsync(string name, UpdateSandboxRequest request)
+    {
+        using var held = await LockAsync(name);
+        var record = store.Get(name);
+        var mounts = SandboxConfigValidator.ValidateAclUpdate(request, record.Config.Fs);
+        var changed = mounts.Where((m, i) => !ReferenceEquals(m, record.Config.Fs[i])).ToList();
+        record = record with { Config = record.Config with { Fs = mounts } };
+        store.Update(record);
+        foreach (var mount in changed)
+        {
+            var update = new Protos.V1.UpdateAclsRequest { Mount = mount.Mount };
+            update.Rules.AddRange((mount.Acls ?? []).Select(a => new Protos.V1.FsAclRule { Path = a.Path, Access = a.Access }));
+            await CallAsync(name, c => c.UpdateAclsAsync(name, update, CancellationToken.None));
+        }
+
+        LogAclsUpdated(logger, name, changed.Count);
+        return record;
+    }
+
     public async Task DestroyAsync(string name)
     {
         using var held = await LockAsync(name);
@@ -336,4 +359,7 @@ internal sealed partial class SandboxManager(
 
     [LoggerMessage(EventId = 306, Level = LogLevel.Error, Message = "Sandbox \"{Sandbox}\" could not be recovered: {Reason}")]
     private static partial void LogRecoverFailed(ILogger logger, string sandbox, string reason);
+
+    [LoggerMessage(EventId = 120, Level = LogLevel.Information, Message = "Sandbox {Name}: ACLs of {Count} workspace(s) replaced")]
+    private static partial void LogAclsUpdated(ILogger logger, string name, int count);
 }

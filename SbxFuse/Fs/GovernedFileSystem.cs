@@ -25,6 +25,23 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
     /// <summary>Counters for the control socket's stats.</summary>
     public FsCounters Counters { get; } = new();
 
+    public int OpenHandles => _open.Count;
+
+    /// <summary>fsync of every open file (a graceful drain): returns how many were flushed.</summary>
+    public int FlushAll()
+    {
+        var flushed = 0;
+        foreach (var fd in _open.Keys)
+        {
+            if (Libc.fsync(fd) == 0)
+            {
+                flushed++;
+            }
+        }
+
+        return flushed;
+    }
+
     public AclPolicy Policy
     {
         get => _policy;

@@ -23,6 +23,39 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
 
     private string PidFile(int i) => Path.Combine(FsDir, $"sbxfuse-{i}.pid");
 
+    private string ControlSocket(int i) => Path.Combine(FsDir, $"sbxfuse-{i}.sock");
+
+    private string AclFile(int i) => Path.Combine(FsDir, $"acls-{i}.json");
+
+    /// <summary>
+    /// New rules for workspace <paramref name="i"/>: written to the spec (a restarted Sbxd or SbxFuse
+    /// keeps them) and, when its SbxFuse is serving, applied over its control socket without a remount.
+    /// Returns whether they are live now.
+    /// </summary>
+    public async Task<bool> SetAclsAsync(int i, IEnumerable<Hive.Protos.V1.FsAclRule> rules, CancellationToken cancellationToken)
+    {
+        var spec = layout.Spec.Mounts[i];
+        var request = new Hive.Protos.V1.SetAclsRequest();
+        request.Rules.AddRange(rules);
+        if (IsServed(i))
+        {
+            using var control = Hive.Wire.GrpcChannel.ForUnixSocket(ControlSocket(i));
+            await control.UnaryAsync<Hive.Protos.V1.SetAclsRequest, Hive.Protos.V1.SetAclsResponse>(
+                "/hive.v1.FsControl/SetAcls", request, new Hive.Wire.CallOptions(TimeSpan.FromSeconds(10), cancellationToken));
+        }
+
+        spec.Acls.Clear();
+        spec.Acls.AddRange(request.Rules);
+        await WriteAclFileAsync(i, cancellationToken);
+        var temp = layout.SpecFile + ".new";
+        await File.WriteAllBytesAsync(temp, Google.Protobuf.MessageExtensions.ToByteArray(layout.Spec), cancellationToken);
+        File.Move(temp, layout.SpecFile, overwrite: true);
+        return IsServed(i);
+    }
+
+    private Task WriteAclFileAsync(int i, CancellationToken cancellationToken) =>
+        File.WriteAllTextAsync(AclFile(i), JsonSerializer.Serialize(layout.Spec.Mounts[i].Acls.Select(a => new { path = a.Path, access = a.Access })), cancellationToken);
+
     /// <summary>OCI mounts for the container's config.</summary>
     public IEnumerable<(string Destination, string Source)> ContainerMounts() =>
         layout.Spec.Mounts.Select((m, i) => (m.Mount, Target(i)));
@@ -96,13 +129,12 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
         }
 
         PrepareTargets();
-        var acls = Path.Combine(FsDir, $"acls-{i}.json");
-        await File.WriteAllTextAsync(acls, JsonSerializer.Serialize(spec.Acls.Select(a => new { path = a.Path, access = a.Access })), cancellationToken);
+        await WriteAclFileAsync(i, cancellationToken);
         File.Delete(PidFile(i));
         var start = await Command.RunAsync(
             "/bin/sh",
-            ["-c", "exec setsid -f \"$0\" --source \"$1\" --target \"$2\" --mount \"$3\" --audit \"$4\" --acls \"$5\" --pid-file \"$6\" >>\"$7\" 2>&1 </dev/null",
-                layout.Spec.SbxfusePath, spec.Source, target, spec.Mount, AuditFile(i), acls, PidFile(i), Path.Combine(FsDir, $"sbxfuse-{i}.log")],
+            ["-c", "exec setsid -f \"$0\" --source \"$1\" --target \"$2\" --mount \"$3\" --audit \"$4\" --acls \"$5\" --pid-file \"$6\" --control \"$8\" >>\"$7\" 2>&1 </dev/null",
+                layout.Spec.SbxfusePath, spec.Source, target, spec.Mount, AuditFile(i), AclFile(i), PidFile(i), Path.Combine(FsDir, $"sbxfuse-{i}.log"), ControlSocket(i)],
             cancellationToken);
         if (!start.Ok)
         {
@@ -130,14 +162,36 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
     /// <summary>True when some workspace lost its SbxFuse (its mount in the container is dead).</summary>
     public bool AnyDown() => Enumerable.Range(0, layout.Spec.Mounts.Count).Any(i => !IsServed(i));
 
-    /// <summary>Stops every SbxFuse and removes every mount under the mounts dir.</summary>
+    /// <summary>
+    /// Stops every SbxFuse: first a graceful drain over its control socket (open files are fsync'ed,
+    /// then it unmounts and exits), SIGTERM if that does not answer, SIGKILL as the last resort.
+    /// </summary>
     public void TearDown()
     {
         for (var i = 0; i < layout.Spec.Mounts.Count; i++)
         {
             if (File.Exists(PidFile(i)) && int.TryParse(File.ReadAllText(PidFile(i)).Trim(), out var pid) && ProcFs.IsAlive(pid))
             {
-                Libc.kill(pid, Libc.SIGTERM);
+                try
+                {
+                    using var control = Hive.Wire.GrpcChannel.ForUnixSocket(ControlSocket(i));
+                    control.UnaryAsync<Hive.Protos.V1.DrainRequest, Hive.Protos.V1.DrainResponse>(
+                        "/hive.v1.FsControl/Drain", new Hive.Protos.V1.DrainRequest(), new Hive.Wire.CallOptions(TimeSpan.FromSeconds(5))).GetAwaiter().GetResult();
+                    for (var wait = 0; wait < 100 && ProcFs.IsAlive(pid); wait++)
+                    {
+                        Thread.Sleep(20);
+                    }
+                }
+                catch (Exception ex) when (ex is Hive.Wire.RpcException or IOException or System.Net.Http.HttpRequestException or TimeoutException or OperationCanceledException)
+                {
+                    LogDrainFailed(logger, spec: layout.Spec.Mounts[i].Mount, ex.Message);
+                }
+
+                if (ProcFs.IsAlive(pid))
+                {
+                    Libc.kill(pid, Libc.SIGTERM);
+                }
+
                 for (var wait = 0; wait < 100 && ProcFs.IsAlive(pid); wait++)
                 {
                     Thread.Sleep(20);
@@ -168,6 +222,9 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
 
     [LoggerMessage(EventId = 30, Level = LogLevel.Information, Message = "Workspace {Mount} served from {Source}")]
     private static partial void LogMounted(ILogger logger, string mount, string source);
+
+    [LoggerMessage(EventId = 32, Level = LogLevel.Warning, Message = "Workspace {Spec}: graceful drain failed ({Reason}); stopping SbxFuse with SIGTERM")]
+    private static partial void LogDrainFailed(ILogger logger, string spec, string reason);
 
     [LoggerMessage(EventId = 31, Level = LogLevel.Information, Message = "Adopted workspace {Mount}")]
     private static partial void LogAdopted(ILogger logger, string mount);

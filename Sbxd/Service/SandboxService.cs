@@ -146,6 +146,27 @@ internal sealed partial class SandboxService(SandboxLayout layout, SandboxRuntim
         return new DestroyResponse { Destroyed = true };
     }
 
+    /// <summary>Hot reload of one workspace's ACLs: stored in the spec (so restarts keep them) and pushed to its SbxFuse.</summary>
+    public async Task<UpdateAclsResponse> UpdateAclsAsync(UpdateAclsRequest request, CallContext context)
+    {
+        await Lifecycle.WaitAsync(context.CancellationToken);
+        try
+        {
+            var index = layout.Spec.Mounts.Select((m, i) => (m, i)).FirstOrDefault(x => x.m.Mount == request.Mount, (null!, -1)).Item2;
+            if (index < 0)
+            {
+                throw new RpcException(StatusCode.NotFound, $"no workspace is mounted at '{request.Mount}'");
+            }
+
+            var applied = await runtime.Workspaces.SetAclsAsync(index, request.Rules, context.CancellationToken);
+            return new UpdateAclsResponse { Applied = applied };
+        }
+        finally
+        {
+            Lifecycle.Release();
+        }
+    }
+
     private void RequireRunning()
     {
         lock (_gate)

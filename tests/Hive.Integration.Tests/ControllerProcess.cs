@@ -131,6 +131,14 @@ public sealed partial class ControllerProcess : IAsyncDisposable
         return JsonDocument.Parse(json).RootElement.Clone();
     }
 
+    public async Task<JsonElement> PatchAsync(string name, object body, int expectStatus = 200)
+    {
+        using var response = await Http.PatchAsJsonAsync($"/api/v1/hiveboxes/{name}", body);
+        var json = await response.Content.ReadAsStringAsync();
+        Assert.That((int)response.StatusCode, Is.EqualTo(expectStatus), json);
+        return JsonDocument.Parse(json).RootElement.Clone();
+    }
+
     public async Task<JsonElement> ExecAsync(string name, string command, double timeout = 0, int expectStatus = 200)
     {
         using var response = await Http.PostAsJsonAsync($"/api/v1/hiveboxes/{name}/exec", new { command, timeout });

@@ -155,4 +155,74 @@ public sealed class WorkspaceTests : SharedControllerFixture
 
         Assert.That(await Host.LeftoversAsync(name, Controller.StateDir(name)), Is.Empty);
     }
+
+    [Test]
+    public async Task Acls_change_live_through_the_api_and_survive_a_remount()
+    {
+        var name = Names.Unique("acl");
+        await Controller.CreateAsync(new { name, fs = Fs() });
+        try
+        {
+            // A process started before the change keeps a file open and appends to it every 50 ms.
+            await Controller.ExecAsync(name, """
+                cat > /tmp/holder.py <<'EOF'
+                import time
+                f = open('/workspace/held.txt', 'a', buffering=1)
+                log = open('/tmp/holder.log', 'a', buffering=1)
+                for i in range(200):
+                    try:
+                        f.write('x\n'); f.flush(); log.write('ok\n')
+                    except OSError as e:
+                        log.write(f'err {e.errno}\n')
+                    time.sleep(0.05)
+                EOF
+                setsid python3 /tmp/holder.py >/dev/null 2>&1 < /dev/null &
+                """);
+            await Task.Delay(500);
+
+            var tightened = await Controller.PatchAsync(name, new { fs = new[] { new { mount = "/workspace", acls = new[] { new { path = "/workspace/**", access = "ro" } } } } });
+            Assert.That(tightened.GetProperty("id").GetString(), Is.EqualTo(name));
+            Assert.That(tightened.GetProperty("fs")[0].GetProperty("acls")[0].GetProperty("access").GetString(), Is.EqualTo("ro"));
+            var write = await Controller.ExecAsync(name, "echo y > /workspace/new.txt");
+            Assert.That(write.GetProperty("exit_code").GetInt32(), Is.Not.Zero);
+            Assert.That(write.GetProperty("stderr").GetString(), Does.Contain("Read-only"));
+            await Task.Delay(300);
+            var held = await Controller.ExecAsync(name, "tail -n 3 /tmp/holder.log");
+            Assert.That(held.GetProperty("stdout").GetString(), Does.Contain("err 30"), "the already-open handle is refused on its next write");
+
+            // The rules are stored: a restarted SbxFuse (crash) comes back with them.
+            var pidFile = Path.Combine(Controller.StateDir(name), "fs", "sbxfuse-0.pid");
+            var pid = File.ReadAllText(pidFile).Trim();
+            await Host.RunAsync("kill", "-KILL", pid);
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (!File.Exists(pidFile) || File.ReadAllText(pidFile).Trim() == pid || (await Controller.ExecAsync(name, "test -r /workspace/held.txt")).GetProperty("exit_code").GetInt32() != 0)
+            {
+                Assert.That(DateTime.UtcNow, Is.LessThan(deadline), "SbxFuse was remounted");
+                await Task.Delay(100);
+            }
+
+            Assert.That((await Controller.ExecAsync(name, "echo y > /workspace/new.txt")).GetProperty("exit_code").GetInt32(), Is.Not.Zero, "still read-only after the remount");
+
+            await Controller.PatchAsync(name, new { fs = new[] { new { mount = "/workspace", acls = new[] { new { path = "/workspace/**", access = "rw" } } } } });
+            var loosened = await Controller.ExecAsync(name, "echo y > /workspace/new.txt && cat /workspace/new.txt");
+            Assert.That(loosened.GetProperty("stdout").GetString(), Is.EqualTo("y\n"));
+            var detail = JsonDocument.Parse(await Controller.Http.GetStringAsync($"/api/v1/hiveboxes/{name}")).RootElement;
+            Assert.That(detail.GetRawText(), Does.Contain("\"access\":\"rw\""));
+
+            // Bad updates are refused with a clear message and change nothing.
+            var unknown = await Controller.PatchAsync(name, new { fs = new[] { new { mount = "/elsewhere", acls = new[] { new { path = "/elsewhere/**", access = "ro" } } } } }, expectStatus: 400);
+            Assert.That(unknown.GetProperty("error").GetString(), Does.Contain("no workspace is mounted at '/elsewhere'"));
+            var bad = await Controller.PatchAsync(name, new { fs = new[] { new { mount = "/workspace", acls = new[] { new { path = "/etc/**", access = "rw" } } } } }, expectStatus: 400);
+            Assert.That(bad.GetProperty("error").GetString(), Does.Contain("fs[0]"));
+            await Controller.PatchAsync(name, new { }, expectStatus: 400);
+            await Controller.PatchAsync(name, new { memory = "1g" }, expectStatus: 400);
+            Assert.That((await Controller.ExecAsync(name, "echo z > /workspace/z.txt")).GetProperty("exit_code").GetInt32(), Is.Zero, "still rw");
+        }
+        finally
+        {
+            await Controller.DestroyAsync(name);
+        }
+
+        Assert.That(await Host.LeftoversAsync(name, Controller.StateDir(name)), Is.Empty);
+    }
 }

@@ -28,6 +28,10 @@ internal sealed class SbxFuseProcess : IAsyncDisposable
 
     public int Pid => _process.Id;
 
+    public string ControlSocket => Path.Combine(Root, "control.sock");
+
+    public bool HasExited => _process.HasExited;
+
     public static async Task<SbxFuseProcess> StartAsync(object[]? acls = null, string? auditFile = null, Action<string>? prepare = null)
     {
         var root = Directory.CreateTempSubdirectory("hive-sbxfuse-").FullName;
@@ -35,7 +39,7 @@ internal sealed class SbxFuseProcess : IAsyncDisposable
         Directory.CreateDirectory(Path.Combine(root, "mnt"));
         prepare?.Invoke(Path.Combine(root, "src"));
         var audit = auditFile ?? Path.Combine(root, "audit.log");
-        var args = new List<string> { "--source", Path.Combine(root, "src"), "--target", Path.Combine(root, "mnt"), "--mount", "/workspace", "--audit", audit };
+        var args = new List<string> { "--source", Path.Combine(root, "src"), "--target", Path.Combine(root, "mnt"), "--mount", "/workspace", "--audit", audit, "--control", Path.Combine(root, "control.sock") };
         if (acls is not null)
         {
             await File.WriteAllTextAsync(Path.Combine(root, "acls.json"), JsonSerializer.Serialize(acls));

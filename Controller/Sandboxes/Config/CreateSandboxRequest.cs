@@ -58,3 +58,11 @@ internal sealed record FsAclRequest
 
     public string? Access { get; init; }
 }
+
+/// <summary>The body of <c>PATCH /api/v1/hiveboxes/:id</c>: new ACL rules for existing workspaces, applied live.</summary>
+internal sealed record UpdateSandboxRequest
+{
+    public static readonly UpdateSandboxRequest Empty = new();
+
+    public List<FsMountRequest>? Fs { get; init; }
+}

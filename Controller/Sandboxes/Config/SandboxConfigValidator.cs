@@ -172,6 +172,51 @@ internal static partial class SandboxConfigValidator
 
     private static readonly string[] ReservedMounts = ["/proc", "/sys", "/dev", "/.hive"];
 
+    /// <summary>
+    /// New ACLs for mounts that exist: every entry must name one of <paramref name="existing"/>'s
+    /// mounts (backend and mount cannot change on a live sandbox). Returns the updated mount list.
+    /// </summary>
+    public static IReadOnlyList<FsMountConfig> ValidateAclUpdate(UpdateSandboxRequest request, IReadOnlyList<FsMountConfig> existing)
+    {
+        if (request.Fs is not { Count: > 0 })
+        {
+            throw ApiException.BadRequest("fs: give at least one {\"mount\", \"acls\"} entry to update");
+        }
+
+        var errors = new List<string>();
+        var validated = ValidateFs(request.Fs, errors);
+        if (errors.Count > 0)
+        {
+            throw ApiException.BadRequest(string.Join("; ", errors));
+        }
+
+        var updated = existing.ToList();
+        foreach (var change in validated)
+        {
+            var index = updated.FindIndex(m => m.Mount == change.Mount);
+            if (index < 0)
+            {
+                errors.Add($"fs: no workspace is mounted at '{change.Mount}' (mounts: {string.Join(", ", existing.Select(m => m.Mount))})");
+                continue;
+            }
+
+            if (change.Backend != updated[index].Backend)
+            {
+                errors.Add($"fs: the backend of '{change.Mount}' cannot change on a live sandbox");
+                continue;
+            }
+
+            updated[index] = updated[index] with { Acls = change.Acls };
+        }
+
+        if (errors.Count > 0)
+        {
+            throw ApiException.BadRequest(string.Join("; ", errors));
+        }
+
+        return updated;
+    }
+
     private static List<FsMountConfig> ValidateFs(List<FsMountRequest>? requested, List<string> errors)
     {
         var result = new List<FsMountConfig>();

@@ -39,6 +39,9 @@ internal sealed class SbxdClients(SbxdLauncher launcher) : IDisposable
     public Task<ListFilesResponse> ListFilesAsync(string name, string path, CancellationToken cancellationToken) =>
         Channel(name).UnaryAsync<ListFilesRequest, ListFilesResponse>(Service + "ListFiles", new ListFilesRequest { Path = path }, new CallOptions(TimeSpan.FromMinutes(5), cancellationToken));
 
+    public Task<UpdateAclsResponse> UpdateAclsAsync(string name, UpdateAclsRequest request, CancellationToken cancellationToken) =>
+        Channel(name).UnaryAsync<UpdateAclsRequest, UpdateAclsResponse>(Service + "UpdateAcls", request, new CallOptions(TimeSpan.FromSeconds(30), cancellationToken));
+
     public Task<DestroyResponse> DestroyAsync(string name, TimeSpan timeout, CancellationToken cancellationToken) =>
         Channel(name).UnaryAsync<DestroyRequest, DestroyResponse>(Service + "Destroy", new DestroyRequest(), new CallOptions(timeout, cancellationToken));
 
