@@ -10,10 +10,11 @@ using Hive.SbxFuse.Fs;
 // hive-sbxfuse: one governed mount. The backing directory is served at TARGET; ACL rules are about
 // the path the sandbox sees (MOUNT, e.g. /workspace); every operation is appended to AUDIT.
 //   hive-sbxfuse --source DIR --target DIR --mount /workspace --audit FILE [--acls FILE.json]
-//              [--pid-file FILE] [--control SOCKET]
+//              [--pid-file FILE] [--control SOCKET] [--cache-timeout SECONDS]
 // SIGHUP reloads the ACL file (already-open handles follow on their next operation);
 // SIGTERM/SIGINT unmount and exit. --control serves hive.v1.FsControl (SetAcls, GetStats, Health, Drain).
 string? source = null, target = null, mount = null, audit = null, aclFile = null, pidFile = null, control = null;
+var cacheTimeout = 1.0;
 for (var i = 0; i + 1 < args.Length; i += 2)
 {
     switch (args[i])
@@ -25,6 +26,9 @@ for (var i = 0; i + 1 < args.Length; i += 2)
         case "--acls": aclFile = args[i + 1]; break;
         case "--pid-file": pidFile = args[i + 1]; break;
         case "--control": control = args[i + 1]; break;
+        case "--cache-timeout" when double.TryParse(args[i + 1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds is >= 0 and <= 60:
+            cacheTimeout = seconds;
+            break;
         default:
             Console.Error.WriteLine($"hive-sbxfuse: unknown option '{args[i]}'");
             return 2;
@@ -33,7 +37,7 @@ for (var i = 0; i + 1 < args.Length; i += 2)
 
 if (source is null || target is null || mount is null || audit is null || args.Length % 2 != 0)
 {
-    Console.Error.WriteLine("usage: hive-sbxfuse --source DIR --target DIR --mount /PATH --audit FILE [--acls FILE.json] [--pid-file FILE] [--control SOCKET]");
+    Console.Error.WriteLine("usage: hive-sbxfuse --source DIR --target DIR --mount /PATH --audit FILE [--acls FILE.json] [--pid-file FILE] [--control SOCKET] [--cache-timeout SECONDS]");
     return 2;
 }
 
@@ -64,7 +68,7 @@ if (control is not null)
     await controlServer.StartAsync(control);
 }
 
-return Mount.Run(target, pidFile, () =>
+return Mount.Run(target, pidFile, cacheTimeout, () =>
 {
     try
     {
@@ -99,13 +103,16 @@ internal static unsafe class Mount
 
     /// <summary>
     /// default_permissions: the kernel checks modes from cached attributes. Timeouts: attributes,
-    /// entries and misses are cached for a second, so a workspace shared by two sandboxes is
-    /// close-to-open consistent for data, with at most 1 s of staleness for metadata. auto_cache:
-    /// the page cache is kept across opens unless the file's size or mtime changed.
+    /// entries and misses are cached for <paramref name="cacheTimeout"/> seconds — 1 for a sandbox's
+    /// own workspace (only it writes there), 0 for a shared one, so every mount sees the others'
+    /// changes at once. auto_cache: the page cache is kept across opens unless size or mtime changed.
     /// (use_ino, hard_remove and nullpath_ok are set in init: see FuseCallbacks.Init.)
     /// </summary>
-    private const string Options = "default_permissions,allow_other,fsname=hive,subtype=sbxfuse," +
-        "entry_timeout=1,attr_timeout=1,negative_timeout=1,auto_cache";
+    private static string Options(double cacheTimeout)
+    {
+        var t = cacheTimeout.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return $"default_permissions,allow_other,fsname=hive,subtype=sbxfuse,entry_timeout={t},attr_timeout={t},negative_timeout={t},auto_cache";
+    }
 
     /// <summary>
     /// The kernel reads a FUSE file ahead by 128 KiB by default; 1 MiB requests (the most FUSE
@@ -131,10 +138,10 @@ internal static unsafe class Mount
         }
     }
 
-    public static int Run(string target, string? pidFile, Action reload)
+    public static int Run(string target, string? pidFile, double cacheTimeout, Action reload)
     {
         var ops = FuseCallbacks.Operations();
-        string[] argv = ["hive-sbxfuse", "-o", Options];
+        string[] argv = ["hive-sbxfuse", "-o", Options(cacheTimeout)];
         var native = argv.Select(a => Marshal.StringToCoTaskMemUTF8(a)).ToArray();
         var argvPtr = (byte**)NativeMemory.Alloc((nuint)(native.Length + 1), (nuint)sizeof(nint));
         for (var i = 0; i < native.Length; i++)

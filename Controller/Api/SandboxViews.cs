@@ -18,7 +18,7 @@ internal static class SandboxViews
         record.CommandsExecuted,
         record.Error,
         usage,
-        record.Config.Fs.Select(m => new FsView(m.Backend, m.Mount, (m.Acls ?? [new(m.Mount + "/**", "rw")]).Select(a => new FsAclView(a.Path, a.Access)).ToList())).ToList());
+        record.Config.Fs.Select(m => new FsView(m.Backend, m.Mount, (m.Acls ?? [new(m.Mount + "/**", "rw")]).Select(a => new FsAclView(a.Path, a.Access)).ToList(), m.Root)).ToList());
 
     public static SandboxSummary Summary(SandboxRecord record, DateTimeOffset now) => new(
         record.Name,
@@ -64,7 +64,7 @@ internal sealed record SandboxDetail(
     IReadOnlyList<FsView> Fs);
 
 /// <summary>A workspace as configured; omitted ACLs show as the default they stand for.</summary>
-internal sealed record FsView(string Backend, string Mount, IReadOnlyList<FsAclView> Acls);
+internal sealed record FsView(string Backend, string Mount, IReadOnlyList<FsAclView> Acls, string? Root);
 
 internal sealed record FsAclView(string Path, string Access);
 

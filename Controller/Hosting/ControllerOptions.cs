@@ -36,6 +36,9 @@ internal sealed record ControllerOptions
     /// <summary>How long create may take before it fails. Default 60 s.</summary>
     public TimeSpan CreateTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>Directories under which a workspace may name its own <c>root</c> (shared workspaces). Default: none.</summary>
+    public IReadOnlyList<string> FsRoots { get; init; } = [];
+
     public string EffectiveHost => Host ?? (ApiKey is null ? "127.0.0.1" : "0.0.0.0");
 
     public string SandboxesDir => Path.Combine(DataDir, "sandboxes");

@@ -21,6 +21,7 @@ internal static class ControllerOptionsParser
           --sbxfuse PATH      HIVE_SBXFUSE_PATH    ../sbxfuse/hive-sbxfuse next to this program
           --agent-bundle DIR  HIVE_AGENT_BUNDLE    ../agent-bundle next to this program
           --reaper-interval S HIVE_REAPER_INTERVAL 5 (seconds)
+          --fs-roots DIR[:DIR] HIVE_FS_ROOTS     none: where a workspace's "root" may point (shared workspaces)
           -h, --help
         """;
 
@@ -29,7 +30,7 @@ internal static class ControllerOptionsParser
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         var errors = new List<string>();
-        string[] known = ["api-key", "port", "host", "data-dir", "image-dir", "sbxd", "sbxfuse", "agent-bundle", "reaper-interval"];
+        string[] known = ["api-key", "port", "host", "data-dir", "image-dir", "sbxd", "sbxfuse", "agent-bundle", "reaper-interval", "fs-roots"];
         for (var i = 0; i < args.Count; i++)
         {
             var arg = args[i];
@@ -85,6 +86,7 @@ internal static class ControllerOptionsParser
             SbxdPath = Path.GetFullPath(Get("sbxd", "HIVE_SBXD_PATH") ?? Path.Combine(baseDirectory, "..", "sbxd", "hive-sbxd")),
             SbxFusePath = Path.GetFullPath(Get("sbxfuse", "HIVE_SBXFUSE_PATH") ?? Path.Combine(baseDirectory, "..", "sbxfuse", "hive-sbxfuse")),
             AgentBundle = Path.GetFullPath(Get("agent-bundle", "HIVE_AGENT_BUNDLE") ?? Path.Combine(baseDirectory, "..", "agent-bundle")),
+            FsRoots = (Get("fs-roots", "HIVE_FS_ROOTS") ?? string.Empty).Split(':', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(r => Path.GetFullPath(r).TrimEnd('/')).ToList(),
         };
 
         if (Get("port", "HIVEBOX_PORT") is { } port)
@@ -97,6 +99,11 @@ internal static class ControllerOptionsParser
             {
                 errors.Add($"--port: '{port}' is not a port number (0-65535)");
             }
+        }
+
+        if (Get("fs-roots", "HIVE_FS_ROOTS") is { } roots && roots.Split(':', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault(r => !r.StartsWith('/') || r == "/") is { } badRoot)
+        {
+            errors.Add($"--fs-roots: '{badRoot}' must be an absolute directory other than '/'");
         }
 
         if (Get("reaper-interval", "HIVE_REAPER_INTERVAL") is { } interval)

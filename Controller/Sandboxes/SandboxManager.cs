@@ -43,6 +43,11 @@ internal sealed partial class SandboxManager(
         }
 
         var config = SandboxConfigValidator.Validate(request, pathName, host.MemoryBytes, host.Cpus);
+        foreach (var fs in config.Fs.Where(f => f.Root is not null))
+        {
+            launcher.ResolveRoot(fs.Root!); // refuse a root outside the operator's --fs-roots before anything is created
+        }
+
         using var held = await LockAsync(config.Name);
         if (store.Find(config.Name) is { } existing)
         {

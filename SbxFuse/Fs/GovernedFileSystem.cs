@@ -585,6 +585,14 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         {
             fi->Fh = (ulong)fd;
             _open[fd] = new OpenFile(path, logical) { Written = (flags & Libc.O_TRUNC) != 0 || op == "create" };
+
+            // Appends bypass the page cache: through the cache the kernel may split one write(2) at a
+            // page boundary into two requests, and a second mount of the same workspace (or any other
+            // writer) could append in between. Direct, each write is one atomic append on the backing file.
+            if ((flags & Libc.O_APPEND) != 0)
+            {
+                fi->Bits |= FuseFileInfo.DirectIo;
+            }
         }
 
         return Done(op, logical, decision, fd < 0 ? fd : 0, 0, start);

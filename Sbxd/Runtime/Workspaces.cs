@@ -133,8 +133,8 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
         File.Delete(PidFile(i));
         var start = await Command.RunAsync(
             "/bin/sh",
-            ["-c", "exec setsid -f \"$0\" --source \"$1\" --target \"$2\" --mount \"$3\" --audit \"$4\" --acls \"$5\" --pid-file \"$6\" --control \"$8\" >>\"$7\" 2>&1 </dev/null",
-                layout.Spec.SbxfusePath, spec.Source, target, spec.Mount, AuditFile(i), AclFile(i), PidFile(i), Path.Combine(FsDir, $"sbxfuse-{i}.log"), ControlSocket(i)],
+            ["-c", "exec setsid -f \"$0\" --source \"$1\" --target \"$2\" --mount \"$3\" --audit \"$4\" --acls \"$5\" --pid-file \"$6\" --control \"$8\" --cache-timeout \"$9\" >>\"$7\" 2>&1 </dev/null",
+                layout.Spec.SbxfusePath, spec.Source, target, spec.Mount, AuditFile(i), AclFile(i), PidFile(i), Path.Combine(FsDir, $"sbxfuse-{i}.log"), ControlSocket(i), spec.Shared ? "0" : "1"],
             cancellationToken);
         if (!start.Ok)
         {

@@ -48,6 +48,13 @@ internal sealed record FsMountRequest
 
     public string? Mount { get; init; }
 
+    /// <summary>
+    /// A host directory to serve instead of the sandbox's own workspace, so several sandboxes can
+    /// share one (e.g. a coordinator reading every agent's findings read-only). Must lie under a
+    /// directory the operator allows (<c>--fs-roots</c> / <c>HIVE_FS_ROOTS</c>).
+    /// </summary>
+    public string? Root { get; init; }
+
     /// <summary>Omitted: the whole mount is read-write.</summary>
     public List<FsAclRequest>? Acls { get; init; }
 }

@@ -37,6 +37,6 @@ internal sealed record SandboxConfig
 }
 
 /// <summary>A validated workspace mount: where the sandbox sees it and its rules (in order).</summary>
-internal sealed record FsMountConfig(string Backend, string Mount, IReadOnlyList<FsAclConfig>? Acls);
+internal sealed record FsMountConfig(string Backend, string Mount, IReadOnlyList<FsAclConfig>? Acls, string? Root = null);
 
 internal sealed record FsAclConfig(string Path, string Access);

@@ -287,7 +287,13 @@ internal static partial class SandboxConfigValidator
                 }
             }
 
-            result.Add(new FsMountConfig(backend, mount, acls));
+            if (m.Root is { } root && (!Hive.Policy.Fs.AclPolicy.IsNormalized(root) || root == "/" || root.Length > 1024))
+            {
+                errors.Add($"fs[{i}].root: must be an absolute, normalized directory path");
+                continue;
+            }
+
+            result.Add(new FsMountConfig(backend, mount, acls, m.Root));
         }
 
         return result;

@@ -14,6 +14,60 @@ internal sealed partial class SbxdLauncher(ControllerOptions options, ILogger<Sb
 {
     public string StateDir(string name) => Path.Combine(options.SandboxesDir, name);
 
+    /// <summary>
+    /// A workspace's explicit <c>root</c>: it (or, when it does not exist yet, its nearest existing
+    /// parent) must resolve — symlinks followed — to a directory under one of the operator's
+    /// <c>--fs-roots</c>. Created when missing. Returns the resolved path.
+    /// </summary>
+    public string ResolveRoot(string root)
+    {
+        if (options.FsRoots.Count == 0)
+        {
+            throw Api.ApiException.BadRequest($"fs root '{root}' is not allowed: this Controller allows no shared workspace roots (start it with --fs-roots DIR or HIVE_FS_ROOTS)");
+        }
+
+        var existing = root;
+        var rest = new Stack<string>();
+        while (!Directory.Exists(existing) && Path.GetDirectoryName(existing) is { } parent)
+        {
+            rest.Push(Path.GetFileName(existing));
+            existing = parent;
+        }
+
+        var resolved = RealPath(Path.GetFullPath(existing));
+        while (rest.Count > 0)
+        {
+            resolved = Path.Combine(resolved, rest.Pop());
+        }
+
+        if (!options.FsRoots.Any(allowed => resolved == allowed || resolved.StartsWith(allowed + "/", StringComparison.Ordinal)) || options.FsRoots.Contains(resolved))
+        {
+            throw Api.ApiException.BadRequest($"fs root '{root}' is not allowed: it must lie inside one of {string.Join(", ", options.FsRoots)}");
+        }
+
+        Directory.CreateDirectory(resolved);
+        return resolved;
+    }
+
+    /// <summary>Every symlink in the path resolved (the kernel's view), via /proc/self/fd of an O_PATH descriptor.</summary>
+    private static string RealPath(string path)
+    {
+        var fd = Interop.Libc.openat2(Interop.Libc.AT_FDCWD, path, Interop.Libc.O_PATH | Interop.Libc.O_DIRECTORY | Interop.Libc.O_CLOEXEC, 0, 0);
+        if (fd < 0)
+        {
+            throw Api.ApiException.BadRequest($"fs root '{path}' cannot be opened");
+        }
+
+        try
+        {
+            return new FileInfo("/proc/self/fd/" + fd.ToString(System.Globalization.CultureInfo.InvariantCulture)).LinkTarget ?? path;
+        }
+        finally
+        {
+            Interop.Libc.close(fd);
+        }
+    }
+
     public string SocketPath(string name) => Path.Combine(StateDir(name), "sbxd.sock");
 
     /// <summary>The local backend of a workspace: keyed by sandbox name and mount, so re-creating a sandbox finds its files.</summary>
@@ -45,7 +99,7 @@ internal sealed partial class SbxdLauncher(ControllerOptions options, ILogger<Sb
         spec.SbxfusePath = options.SbxFusePath;
         foreach (var fs in config.Fs)
         {
-            var mount = new FsMount { Mount = fs.Mount, Source = WorkspaceDir(config.Name, fs.Mount) };
+            var mount = new FsMount { Mount = fs.Mount, Source = fs.Root is { } root ? ResolveRoot(root) : WorkspaceDir(config.Name, fs.Mount), Shared = fs.Root is not null };
             Directory.CreateDirectory(mount.Source);
             foreach (var acl in fs.Acls ?? [new FsAclConfig(fs.Mount + "/**", "rw")])
             {
