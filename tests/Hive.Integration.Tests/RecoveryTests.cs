@@ -33,6 +33,56 @@ public sealed class RecoveryTests
         Assert.That(await Host.LeftoversAsync(name, hive.StateDir(name)), Is.Empty);
     }
 
+    /// <summary>
+    /// A host reboot, simulated: every process of the sandbox is killed at once (Controller, Sbxd,
+    /// SbxFuse, container), and everything that lives in memory or /run is gone (mounts, network
+    /// namespace, runc state). Only the data dir survives — as on a real disk.
+    /// </summary>
+    [Test]
+    public async Task After_a_simulated_host_reboot_the_sandbox_and_its_workspace_come_back()
+    {
+        await using var hive = await ControllerProcess.StartAsync();
+        var name = Names.Unique("reboot");
+        await hive.CreateAsync(new { name, fs = new[] { new { mount = "/workspace" } } });
+        await hive.ExecAsync(name, "echo kept > /workspace/w.txt && echo rootfs > /root/r.txt && sync");
+        var state = hive.StateDir(name);
+        var pids = new[] { Path.Combine(state, "sbxd.pid"), Path.Combine(state, "fs", "sbxfuse-0.pid"), Path.Combine(state, "container.pid") }
+            .Select(f => File.ReadAllText(f).Trim()).ToList();
+
+        await hive.KillAsync();
+        await Host.RunAsync("kill", ["-KILL", .. pids]);
+        await Host.RunAsync("runc", "delete", "--force", "hive-" + name);
+        var mounts = File.ReadAllLines("/proc/self/mountinfo").Select(l => l.Split(' ')[4]).Where(m => m.StartsWith(state + "/", StringComparison.Ordinal)).Reverse().ToList();
+        foreach (var mount in mounts)
+        {
+            await Host.RunAsync("umount", "-l", mount);
+        }
+
+        await Host.RunAsync("ip", "netns", "delete", "hive-" + name);
+        Assert.That(File.ReadAllText("/proc/self/mountinfo"), Does.Not.Contain(state + "/"), "nothing of the sandbox is mounted any more");
+
+        await hive.StartProcessAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        string? files = null;
+        while (DateTime.UtcNow < deadline)
+        {
+            var (status, body) = await hive.SendAsync(HttpMethod.Post, $"/api/v1/hiveboxes/{name}/exec", """{"command": "cat /workspace/w.txt /root/r.txt"}""");
+            if (status == 200 && body.GetProperty("exit_code").GetInt32() == 0)
+            {
+                files = body.GetProperty("stdout").GetString();
+                break;
+            }
+
+            await Task.Delay(500);
+        }
+
+        Assert.That(files, Is.EqualTo("kept\nrootfs\n"), "the workspace and the container's own files are back");
+        var write = await hive.ExecAsync(name, "echo more >> /workspace/w.txt && cat /workspace/w.txt");
+        Assert.That(write.GetProperty("stdout").GetString(), Is.EqualTo("kept\nmore\n"));
+        await hive.DestroyAsync(name);
+        Assert.That(await Host.LeftoversAsync(name, state), Is.Empty);
+    }
+
     [Test]
     public async Task Killed_sbxd_is_restarted_and_readopts_the_container()
     {

@@ -225,4 +225,41 @@ public sealed class WorkspaceTests : SharedControllerFixture
 
         Assert.That(await Host.LeftoversAsync(name, Controller.StateDir(name)), Is.Empty);
     }
+
+    [Test]
+    public async Task A_virtualenv_and_pip_install_work_on_the_workspace()
+    {
+        var name = Names.Unique("pip");
+        await Controller.CreateAsync(new { name, fs = new[] { new { mount = "/workspace" } } });
+        try
+        {
+            // A real wheel, built in the sandbox (no network: pip installs it from a file).
+            const string buildWheel = """
+                import base64, hashlib, zipfile
+                files = {
+                    'hivedemo/__init__.py': b'ANSWER = 42\n',
+                    'hivedemo-1.0.dist-info/METADATA': b'Metadata-Version: 2.1\nName: hivedemo\nVersion: 1.0\n',
+                    'hivedemo-1.0.dist-info/WHEEL': b'Wheel-Version: 1.0\nGenerator: hive-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n',
+                }
+                record = ''.join(f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},{len(d)}\n" for n, d in files.items())
+                files['hivedemo-1.0.dist-info/RECORD'] = (record + 'hivedemo-1.0.dist-info/RECORD,,\n').encode()
+                with zipfile.ZipFile('/tmp/hivedemo-1.0-py3-none-any.whl', 'w') as z:
+                    for n, d in files.items():
+                        z.writestr(n, d)
+                """;
+            await Controller.ExecAsync(name, $"cat > /tmp/wheel.py <<'EOF'\n{buildWheel}\nEOF\npython3 /tmp/wheel.py");
+            var pip = await Controller.ExecAsync(
+                name,
+                "python3 -m venv /workspace/venv && /workspace/venv/bin/pip install -q --no-index --no-cache-dir /tmp/hivedemo-1.0-py3-none-any.whl && /workspace/venv/bin/python -c 'import hivedemo, sys; print(hivedemo.ANSWER, sys.prefix)' && /workspace/venv/bin/pip list --format=freeze 2>/dev/null | grep hivedemo",
+                timeout: 300);
+            Assert.That(pip.GetProperty("exit_code").GetInt32(), Is.Zero, pip.ToString());
+            Assert.That(pip.GetProperty("stdout").GetString(), Is.EqualTo("42 /workspace/venv\nhivedemo==1.0\n"));
+            var backing = Backing(name);
+            Assert.That(File.Exists(Path.Combine(backing, "venv", "lib", "python3.11", "site-packages", "hivedemo", "__init__.py")), Is.True, "installed into the governed workspace");
+        }
+        finally
+        {
+            await Controller.DestroyAsync(name);
+        }
+    }
 }
