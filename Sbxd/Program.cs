@@ -1,3 +1,4 @@
+using Hive.Interop;
 using Hive.Protos.V1;
 using Hive.Sbxd.Runtime;
 using Hive.Sbxd.Service;
@@ -53,6 +54,17 @@ using var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o =>
 
 if (destroy)
 {
+    // A Sbxd still serving this sandbox would restart what we tear down (its watchdog): end it first.
+    if (File.Exists(layout.PidFile) && int.TryParse(File.ReadAllText(layout.PidFile).Trim(), out var servingPid) && servingPid != Environment.ProcessId &&
+        ProcFs.IsAlive(servingPid) && File.ReadAllText($"/proc/{servingPid}/cmdline").Replace('\0', ' ').Contains(layout.StateDir, StringComparison.Ordinal))
+    {
+        Libc.kill(servingPid, Libc.SIGKILL);
+        for (var wait = 0; wait < 250 && ProcFs.IsAlive(servingPid); wait++)
+        {
+            Thread.Sleep(20);
+        }
+    }
+
     try
     {
         await new SandboxRuntime(layout, loggerFactory.CreateLogger<SandboxRuntime>()).TearDownAsync(CancellationToken.None);
