@@ -50,6 +50,20 @@ internal sealed class ApiClient : IDisposable
         await body.CopyToAsync(destination, 64 * 1024, ct);
     }
 
+    /// <summary>A streamed GET (SSE, JSON lines): the response body, read as it arrives.</summary>
+    public async Task<(HttpResponseMessage Response, Stream Body)> OpenStreamAsync(string path, string accept, string? lastEventId, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Accept.ParseAdd(accept);
+        if (lastEventId is not null)
+        {
+            request.Headers.TryAddWithoutValidation("Last-Event-ID", lastEventId);
+        }
+
+        var response = await SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+        return (response, await response.Content.ReadAsStreamAsync(ct));
+    }
+
     public void Dispose() => _http.Dispose();
 
     private async Task<JsonNode> SendJsonAsync(HttpMethod method, string path, object? body, CancellationToken ct)

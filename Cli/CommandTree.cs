@@ -35,6 +35,7 @@ internal static class CommandTree
         root.Subcommands.Add(Exec());
         root.Subcommands.Add(Copy());
         root.Subcommands.Add(Remove());
+        root.Subcommands.Add(EventsCommand.Build(Client, Json));
         return root;
     }
 

@@ -51,6 +51,11 @@ builder.Services.AddSingleton<ImageCatalog>();
 builder.Services.AddSingleton<SbxdLauncher>();
 builder.Services.AddSingleton<SbxdClients>();
 builder.Services.AddSingleton<SandboxManager>();
+builder.Services.AddSingleton<Hive.Controller.Events.ControllerSpools>();
+builder.Services.AddSingleton<Hive.Controller.Events.EventFeeds>();
+builder.Services.AddSingleton<Hive.Controller.Analytics.AnalyticsStore>(sp => new(options.DatabasePath));
+builder.Services.AddHostedService<Hive.Controller.Analytics.AnalyticsSampler>();
+builder.Services.AddHostedService<Hive.Controller.Events.EventRetention>();
 builder.Services.AddHostedService<SandboxSupervisor>();
 builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
 
@@ -63,6 +68,8 @@ app.MapGet("/healthz", () => Results.Text("ok"));
 app.MapSandboxEndpoints();
 app.MapExecEndpoints();
 app.MapFileEndpoints();
+Hive.Controller.Events.EventsEndpoints.MapEventsEndpoints(app);
+Hive.Controller.Analytics.AnalyticsEndpoints.MapAnalyticsEndpoints(app);
 
 var startup = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Hive.Controller");
 try

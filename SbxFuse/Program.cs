@@ -8,12 +8,12 @@ using Hive.SbxFuse.Control;
 using Hive.SbxFuse.Fs;
 
 // hive-sbxfuse: one governed mount. The backing directory is served at TARGET; ACL rules are about
-// the path the sandbox sees (MOUNT, e.g. /workspace); every operation is appended to AUDIT.
-//   hive-sbxfuse --source DIR --target DIR --mount /workspace --audit FILE [--acls FILE.json]
+// the path the sandbox sees (MOUNT, e.g. /workspace); every operation is an event appended to the sandbox's spool DIR (Sbxd makes it durable).
+//   hive-sbxfuse --source DIR --target DIR --mount /workspace --spool DIR [--source-name fs-0] [--acls FILE.json]
 //              [--pid-file FILE] [--control SOCKET] [--cache-timeout SECONDS]
 // SIGHUP reloads the ACL file (already-open handles follow on their next operation);
 // SIGTERM/SIGINT unmount and exit. --control serves hive.v1.FsControl (SetAcls, GetStats, Health, Drain).
-string? source = null, target = null, mount = null, audit = null, aclFile = null, pidFile = null, control = null;
+string? source = null, target = null, mount = null, spool = null, spoolSource = "fs", aclFile = null, pidFile = null, control = null;
 var cacheTimeout = 1.0;
 for (var i = 0; i + 1 < args.Length; i += 2)
 {
@@ -22,7 +22,8 @@ for (var i = 0; i + 1 < args.Length; i += 2)
         case "--source": source = args[i + 1]; break;
         case "--target": target = args[i + 1]; break;
         case "--mount": mount = args[i + 1]; break;
-        case "--audit": audit = args[i + 1]; break;
+        case "--spool": spool = args[i + 1]; break;
+        case "--source-name": spoolSource = args[i + 1]; break;
         case "--acls": aclFile = args[i + 1]; break;
         case "--pid-file": pidFile = args[i + 1]; break;
         case "--control": control = args[i + 1]; break;
@@ -35,9 +36,9 @@ for (var i = 0; i + 1 < args.Length; i += 2)
     }
 }
 
-if (source is null || target is null || mount is null || audit is null || args.Length % 2 != 0)
+if (source is null || target is null || mount is null || spool is null || !Hive.Events.Spool.SpoolFiles.IsValidSource(spoolSource) || args.Length % 2 != 0)
 {
-    Console.Error.WriteLine("usage: hive-sbxfuse --source DIR --target DIR --mount /PATH --audit FILE [--acls FILE.json] [--pid-file FILE] [--control SOCKET] [--cache-timeout SECONDS]");
+    Console.Error.WriteLine("usage: hive-sbxfuse --source DIR --target DIR --mount /PATH --spool DIR [--source-name NAME] [--acls FILE.json] [--pid-file FILE] [--control SOCKET] [--cache-timeout SECONDS]");
     return 2;
 }
 
@@ -59,7 +60,7 @@ catch (Exception ex) when (ex is AclException or JsonException or IOException)
 }
 
 using var tree = new BackingTree(source);
-using var auditLog = new AuditLog(audit, mount);
+using var auditLog = new AuditLog(spool, spoolSource, mount);
 var fs = new GovernedFileSystem(tree, auditLog, mount, policy);
 FuseCallbacks.Fs = fs;
 await using var controlServer = new ControlServer(fs, mount, Mount.RequestStop);

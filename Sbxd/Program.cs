@@ -1,5 +1,6 @@
 using Hive.Interop;
 using Hive.Protos.V1;
+using Hive.Sbxd.Events;
 using Hive.Sbxd.Runtime;
 using Hive.Sbxd.Service;
 using Hive.Wire;
@@ -67,7 +68,23 @@ if (destroy)
 
     try
     {
-        await new SandboxRuntime(layout, loggerFactory.CreateLogger<SandboxRuntime>()).TearDownAsync(CancellationToken.None);
+        // The spools may still hold events (Sbxd died before ingesting them): into the log first.
+        EventIngest? ingest = null;
+        try
+        {
+            ingest = new EventIngest(layout, loggerFactory.CreateLogger<EventIngest>());
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"hive-sbxd: the event log of {layout.Name} cannot be opened ({ex.Message}); tearing down without it");
+        }
+
+        using (ingest)
+        {
+            await new SandboxRuntime(layout, loggerFactory.CreateLogger<SandboxRuntime>())
+                .TearDownAsync(CancellationToken.None, ingest is null ? null : () => Hive.Sbxd.Service.SandboxService.RecordDestroyedAsync(ingest));
+        }
+
         return 0;
     }
     catch (Exception ex)
@@ -93,6 +110,27 @@ using (lockFile)
 {
     await File.WriteAllTextAsync(layout.PidFile, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
     var runtime = new SandboxRuntime(layout, loggerFactory.CreateLogger<SandboxRuntime>());
+    using var events = new EventIngest(layout, loggerFactory.CreateLogger<EventIngest>());
+    var eventLog = loggerFactory.CreateLogger("Hive.Sbxd.Events");
+    async Task RecordAsync(Event e)
+    {
+        try
+        {
+            await events.RecordAsync(e);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        {
+            Log.EventLost(eventLog, layout.Name, e.Kind, ex.Message);
+        }
+    }
+
+    if (!File.Exists(layout.CreatedMarker))
+    {
+        await RecordAsync(EventIngest.Lifecycle("lifecycle.created", $"image {layout.Spec.Image}, memory {layout.Spec.MemoryBytes} bytes, {layout.Spec.CpuMillis} millicores, {layout.Spec.Pids} pids"));
+        await File.WriteAllTextAsync(layout.CreatedMarker, string.Empty);
+    }
+
+    await RecordAsync(EventIngest.Lifecycle("lifecycle.sbxd_started", "Sbxd serving the sandbox", "sbxd", Environment.ProcessId));
     using var agent = GrpcChannel.ForUnixSocket(layout.AgentSocket);
     var app = GrpcServer.Create(GrpcListen.UnixSocket(layout.SbxdSocket), b =>
     {
@@ -100,7 +138,7 @@ using (lockFile)
         b.Logging.AddFilter("Microsoft", LogLevel.Warning);
     });
     var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
-    var service = new SandboxService(layout, runtime, agent, lifetime, app.Services.GetRequiredService<ILogger<SandboxService>>());
+    var service = new SandboxService(layout, runtime, agent, events, lifetime, app.Services.GetRequiredService<ILogger<SandboxService>>());
     app.MapUnary<GetStatusRequest, SandboxStatus>("/hive.v1.Sandbox/GetStatus", service.GetStatusAsync);
     app.MapUnary<ExecRequest, ExecResponse>("/hive.v1.Sandbox/Exec", service.ExecAsync);
     app.MapServerStreaming<ReadFileRequest, FileChunk>("/hive.v1.Sandbox/ReadFile", service.ReadFileAsync);
@@ -108,10 +146,11 @@ using (lockFile)
     app.MapUnary<ListFilesRequest, ListFilesResponse>("/hive.v1.Sandbox/ListFiles", service.ListFilesAsync);
     app.MapUnary<DestroyRequest, DestroyResponse>("/hive.v1.Sandbox/Destroy", service.DestroyAsync);
     app.MapUnary<UpdateAclsRequest, UpdateAclsResponse>("/hive.v1.Sandbox/UpdateAcls", service.UpdateAclsAsync);
+    app.MapServerStreaming<WatchEventsRequest, EventsCommitted>("/hive.v1.Sandbox/WatchEvents", service.WatchEventsAsync);
     await app.StartAsync();
 
     var log = loggerFactory.CreateLogger("Hive.Sbxd");
-    async Task<bool> BringUpAsync()
+    async Task<bool> BringUpAsync(string kind)
     {
         await service.Lifecycle.WaitAsync(lifetime.ApplicationStopping);
         try
@@ -133,12 +172,14 @@ using (lockFile)
 
             service.SetState(SandboxState.Running);
             Log.Running(log, layout.Name, runtime.ContainerPid);
+            await RecordAsync(EventIngest.Lifecycle(kind, kind == "lifecycle.started" ? "container running" : "the container's init exited; container started again on the same rootfs", "container", runtime.ContainerPid));
             return true;
         }
         catch (Exception ex) when (!lifetime.ApplicationStopping.IsCancellationRequested)
         {
             service.SetState(SandboxState.Failed, ex.Message);
             Log.Failed(log, layout.Name, ex.Message);
+            await RecordAsync(EventIngest.Lifecycle("lifecycle.failed", ex.Message, "container"));
             return false;
         }
         finally
@@ -147,7 +188,8 @@ using (lockFile)
         }
     }
 
-    await BringUpAsync();
+    await BringUpAsync("lifecycle.started");
+    _ = Task.Run(() => UsageSampler.RunAsync(layout, runtime, service, RecordAsync, lifetime.ApplicationStopping));
 
     async Task RemountAsync()
     {
@@ -157,6 +199,7 @@ using (lockFile)
             if (!service.Destroying)
             {
                 await runtime.Workspaces.EnsureAsync(lifetime.ApplicationStopping);
+                await RecordAsync(EventIngest.Lifecycle("lifecycle.sidecar_restarted", "a workspace's SbxFuse exited; mounted again in place, the container kept running", "sbxfuse"));
             }
         }
         catch (Exception ex) when (ex is IOException or InvalidOperationException)
@@ -211,7 +254,7 @@ using (lockFile)
 
             Log.Restarting(log, layout.Name);
             service.SetState(SandboxState.Creating, "restarting: the container's init exited");
-            if (!await BringUpAsync())
+            if (!await BringUpAsync("lifecycle.restarted"))
             {
                 service.MarkContainerExited();
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
@@ -242,6 +285,9 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 14, Level = LogLevel.Error, Message = "Sandbox {Name}: remounting a workspace failed: {Reason}")]
     public static partial void RemountFailed(ILogger logger, string name, string reason);
+
+    [LoggerMessage(EventId = 15, Level = LogLevel.Error, Message = "Sandbox {Name}: a {Kind} event could not be recorded: {Reason}")]
+    public static partial void EventLost(ILogger logger, string name, string kind, string reason);
 
     [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "Sandbox {Name}: the container's init exited; starting the container again")]
     public static partial void Restarting(ILogger logger, string name);

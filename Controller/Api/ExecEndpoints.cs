@@ -15,13 +15,43 @@ internal static class ExecEndpoints
 
     public static void MapExecEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/api/v1/hiveboxes/{id}/exec", async (string id, HttpContext http, SandboxManager manager, Sandboxes.Store.SandboxStore store) =>
+        app.MapPost("/api/v1/hiveboxes/{id}/exec", async (string id, HttpContext http, SandboxManager manager, Sandboxes.Store.SandboxStore store, Events.ControllerSpools spools) =>
         {
             var name = RouteNames.Require(id);
             var body = await ApiJson.ReadBodyAsync<ExecRequestBody>(http.Request, new ExecRequestBody());
             var request = Validate(body);
             var rpcTimeout = request.TimeoutMs == 0 ? (TimeSpan?)null : TimeSpan.FromMilliseconds(request.TimeoutMs) + Grace;
-            var response = await manager.CallAsync(name, c => c.ExecAsync(name, request, rpcTimeout, http.RequestAborted));
+            store.Get(name); // 404 before anything is recorded
+
+            // On record before it runs: a command that cannot be audited does not run.
+            var exec = new ExecEvent { Id = Guid.NewGuid().ToString("N")[..16], Command = Summarise(request.Command), Cwd = request.Cwd, Via = "api" };
+            if (!spools.TryRecord(name, new Event { Kind = "exec.started", Exec = exec }))
+            {
+                throw new ApiException(StatusCodes.Status503ServiceUnavailable, $"sandbox '{name}': the command cannot be recorded in the event log, so it was not run");
+            }
+
+            ExecResponse response;
+            try
+            {
+                response = await manager.CallAsync(name, c => c.ExecAsync(name, request, rpcTimeout, http.RequestAborted));
+            }
+            catch (Exception ex)
+            {
+                var failed = exec.Clone();
+                failed.ExitCode = -1;
+                failed.Error = ex.Message;
+                spools.TryRecord(name, new Event { Kind = "exec.finished", Exec = failed });
+                throw;
+            }
+
+            var finished = exec.Clone();
+            finished.ExitCode = response.ExitCode;
+            finished.DurationMs = (long)(response.DurationUs / 1000);
+            finished.StdoutBytes = response.Stdout.Length;
+            finished.StderrBytes = response.Stderr.Length;
+            finished.TimedOut = response.TimedOut;
+            finished.OomKilled = response.OomKilled;
+            spools.TryRecord(name, new Event { Kind = "exec.finished", Exec = finished });
             store.IncrementCommands(name);
             return Results.Json(
                 new ExecResult(
@@ -37,6 +67,9 @@ internal static class ExecEndpoints
                 ApiJson.Options);
         });
     }
+
+    /// <summary>Commands up to 16 KiB go on record whole; longer ones are cut (the full text is in the request log of the caller).</summary>
+    private static string Summarise(string command) => command.Length <= 16 * 1024 ? command : command[..(16 * 1024)] + $"… ({command.Length} characters)";
 
     private static ExecRequest Validate(ExecRequestBody body)
     {

@@ -55,7 +55,7 @@ internal static class SandboxEndpoints
         {
             var name = RouteNames.Require(id);
             var request = await ApiJson.ReadBodyAsync(http.Request, UpdateSandboxRequest.Empty);
-            var record = await manager.UpdateAclsAsync(name, request);
+            var record = await manager.UpdateAclsAsync(name, request, Actor(http));
             return Results.Json(SandboxViews.Detail(record, time.GetUtcNow()), ApiJson.Options);
         });
 
@@ -66,4 +66,8 @@ internal static class SandboxEndpoints
             return Results.Json(new DestroyedView(name, "destroyed"), ApiJson.Options);
         });
     }
+
+    /// <summary>Who made a policy change, for its event: how the caller authenticated and from where.</summary>
+    private static string Actor(HttpContext http) =>
+        (http.Request.Headers.Authorization.Count > 0 ? "api-key" : "loopback") + "@" + http.Connection.RemoteIpAddress;
 }

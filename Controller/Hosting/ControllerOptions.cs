@@ -39,12 +39,30 @@ internal sealed record ControllerOptions
     /// <summary>Directories under which a workspace may name its own <c>root</c> (shared workspaces). Default: none.</summary>
     public IReadOnlyList<string> FsRoots { get; init; } = [];
 
+    /// <summary>Per-sandbox event log size kept; older segments go first. Default 1 GiB; 0 = unlimited.</summary>
+    public long EventsMaxBytes { get; init; } = 1024L * 1024 * 1024;
+
+    /// <summary>Events older than this are removed (also of destroyed sandboxes). Default 30 days; zero = forever.</summary>
+    public TimeSpan EventsMaxAge { get; init; } = TimeSpan.FromDays(30);
+
+    /// <summary>Interval of resource.usage events. Default 5 s.</summary>
+    public TimeSpan UsageInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Interval of the analytics sampler. Default 10 s.</summary>
+    public TimeSpan AnalyticsInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long analytics samples are kept. Default 7 days.</summary>
+    public TimeSpan AnalyticsRetention { get; init; } = TimeSpan.FromDays(7);
+
     public string EffectiveHost => Host ?? (ApiKey is null ? "127.0.0.1" : "0.0.0.0");
 
     public string SandboxesDir => Path.Combine(DataDir, "sandboxes");
 
     /// <summary>Local workspace backends: &lt;data&gt;/workspaces/&lt;sandbox&gt;/&lt;mount id&gt;, kept when a sandbox is destroyed.</summary>
     public string WorkspacesDir => Path.Combine(DataDir, "workspaces");
+
+    /// <summary>Durable per-sandbox event logs: &lt;data&gt;/events/&lt;sandbox&gt;, kept after destroy until retention removes them.</summary>
+    public string EventsDir => Path.Combine(DataDir, "events");
 
     public string DatabasePath => Path.Combine(DataDir, "hive.db");
 }

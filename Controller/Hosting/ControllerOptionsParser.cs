@@ -22,6 +22,11 @@ internal static class ControllerOptionsParser
           --agent-bundle DIR  HIVE_AGENT_BUNDLE    ../agent-bundle next to this program
           --reaper-interval S HIVE_REAPER_INTERVAL 5 (seconds)
           --fs-roots DIR[:DIR] HIVE_FS_ROOTS     none: where a workspace's "root" may point (shared workspaces)
+          --events-max-bytes N HIVE_EVENTS_MAX_BYTES 1073741824: per-sandbox event log size kept (0 = unlimited)
+          --events-max-age S  HIVE_EVENTS_MAX_AGE  2592000 (30 days): events older are removed (0 = forever)
+          --usage-interval S  HIVE_USAGE_INTERVAL  5: seconds between resource.usage events
+          --analytics-interval S HIVE_ANALYTICS_INTERVAL 10: seconds between /api/v1/analytics samples
+          --analytics-retention S HIVE_ANALYTICS_RETENTION 604800 (7 days): analytics history kept
           -h, --help
         """;
 
@@ -30,7 +35,7 @@ internal static class ControllerOptionsParser
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         var errors = new List<string>();
-        string[] known = ["api-key", "port", "host", "data-dir", "image-dir", "sbxd", "sbxfuse", "agent-bundle", "reaper-interval", "fs-roots"];
+        string[] known = ["api-key", "port", "host", "data-dir", "image-dir", "sbxd", "sbxfuse", "agent-bundle", "reaper-interval", "fs-roots", "events-max-bytes", "events-max-age", "usage-interval", "analytics-interval", "analytics-retention"];
         for (var i = 0; i < args.Count; i++)
         {
             var arg = args[i];
@@ -116,6 +121,47 @@ internal static class ControllerOptionsParser
             {
                 errors.Add($"--reaper-interval: '{interval}' is not a number of seconds in (0, 3600]");
             }
+        }
+
+        double? Seconds(string flag, string variable, double min, double max)
+        {
+            if (Get(flag, variable) is not { } text)
+            {
+                return null;
+            }
+
+            if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max)
+            {
+                return value;
+            }
+
+            errors.Add($"--{flag}: '{text}' is not a number in [{min}, {max}]");
+            return null;
+        }
+
+        if (Seconds("events-max-bytes", "HIVE_EVENTS_MAX_BYTES", 0, 1e15) is { } maxBytes)
+        {
+            options = options with { EventsMaxBytes = (long)maxBytes };
+        }
+
+        if (Seconds("events-max-age", "HIVE_EVENTS_MAX_AGE", 0, 1e10) is { } maxAge)
+        {
+            options = options with { EventsMaxAge = TimeSpan.FromSeconds(maxAge) };
+        }
+
+        if (Seconds("usage-interval", "HIVE_USAGE_INTERVAL", 0.2, 3600) is { } usage)
+        {
+            options = options with { UsageInterval = TimeSpan.FromSeconds(usage) };
+        }
+
+        if (Seconds("analytics-interval", "HIVE_ANALYTICS_INTERVAL", 0.2, 3600) is { } analytics)
+        {
+            options = options with { AnalyticsInterval = TimeSpan.FromSeconds(analytics) };
+        }
+
+        if (Seconds("analytics-retention", "HIVE_ANALYTICS_RETENTION", 1, 1e10) is { } retention)
+        {
+            options = options with { AnalyticsRetention = TimeSpan.FromSeconds(retention) };
         }
 
         if (options.ApiKey is { Length: < 8 })

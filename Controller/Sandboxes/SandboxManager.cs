@@ -29,6 +29,7 @@ internal sealed partial class SandboxManager(
     HostFacts host,
     ControllerOptions options,
     TimeProvider time,
+    Events.ControllerSpools spools,
     ILogger<SandboxManager> logger)
 {
     private static readonly TimeSpan StatusTimeout = TimeSpan.FromSeconds(3);
@@ -117,7 +118,7 @@ internal sealed partial class SandboxManager(
     /// Replaces the ACL rules of live workspaces: stored first, then pushed through Sbxd to each
     /// SbxFuse (no remount; open handles follow on their next operation).
     /// </summary>
-    public async Task<SandboxRecord> UpdateAclsAsync(string name, UpdateSandboxRequest request)
+    public async Task<SandboxRecord> UpdateAclsAsync(string name, UpdateSandboxRequest request, string actor)
     {
         using var held = await LockAsync(name);
         var record = store.Get(name);
@@ -127,7 +128,7 @@ internal sealed partial class SandboxManager(
         store.Update(record);
         foreach (var mount in changed)
         {
-            var update = new Protos.V1.UpdateAclsRequest { Mount = mount.Mount };
+            var update = new Protos.V1.UpdateAclsRequest { Mount = mount.Mount, Actor = actor };
             update.Rules.AddRange((mount.Acls ?? []).Select(a => new Protos.V1.FsAclRule { Path = a.Path, Access = a.Access }));
             await CallAsync(name, c => c.UpdateAclsAsync(name, update, CancellationToken.None));
         }
@@ -293,6 +294,7 @@ internal sealed partial class SandboxManager(
         finally
         {
             clients.Forget(name);
+            spools.Forget(name);
         }
 
         await WaitForExitAsync(sbxdPid, TimeSpan.FromSeconds(10));

@@ -39,6 +39,7 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
             }
         }
 
+        audit.Sync();
         return flushed;
     }
 
@@ -302,7 +303,10 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
     {
         var start = Stopwatch.GetTimestamp();
         var rc = (datasync != 0 ? Libc.fdatasync((int)fi->Fh) : Libc.fsync((int)fi->Fh)) == 0 ? 0 : -Errno();
-        return Done("fsync", HandlePath(path, fi), "allow", rc, 0, start);
+        rc = Done("fsync", HandlePath(path, fi), "allow", rc, 0, start);
+
+        // What the agent made durable has its record durable too (the spool survives a host crash).
+        return rc == 0 && !audit.Sync() ? -Libc.EIO : rc;
     }
 
     public int Getxattr(string path, string name, byte* value, nuint size) =>

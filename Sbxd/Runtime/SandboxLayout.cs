@@ -35,6 +35,15 @@ internal sealed class SandboxLayout
 
     public string CommandsFile => Path.Combine(StateDir, "commands");
 
+    /// <summary>Where producers (SbxFuse, SbxProxy, the Controller) hand events to Sbxd.</summary>
+    public string SpoolDir => Path.Combine(StateDir, "spool");
+
+    /// <summary>The durable event log; outside the state dir so it outlives the sandbox.</summary>
+    public string EventsDir => Spec.EventsDir.Length > 0 ? Spec.EventsDir : Path.Combine(StateDir, "events");
+
+    /// <summary>Present once lifecycle.created is on record (later starts record lifecycle.started only).</summary>
+    public string CreatedMarker => Path.Combine(StateDir, "created");
+
     public string Upper => Path.Combine(StateDir, "upper");
 
     public string Work => Path.Combine(StateDir, "work");

@@ -214,7 +214,8 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
     }
 
     /// <summary>Removes the container, its cgroups, mounts, network namespace and the state directory.</summary>
-    public async Task TearDownAsync(CancellationToken cancellationToken)
+    /// <param name="beforeRemovingState">Runs once everything is down, just before the state dir (and its spools) go.</param>
+    public async Task TearDownAsync(CancellationToken cancellationToken, Func<Task>? beforeRemovingState = null)
     {
         var problems = new List<string>();
         await Command.RunAsync(Runc, ["kill", "--all", layout.ContainerId, "KILL"], cancellationToken);
@@ -267,6 +268,11 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
             }
             else
             {
+                if (beforeRemovingState is not null)
+                {
+                    await beforeRemovingState();
+                }
+
                 Directory.Delete(layout.StateDir, recursive: true);
             }
         }

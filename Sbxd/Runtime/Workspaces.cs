@@ -19,8 +19,6 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
 
     public string Target(int i) => Path.Combine(MountsDir, i.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
-    public string AuditFile(int i) => Path.Combine(FsDir, $"audit-{i}.log");
-
     private string PidFile(int i) => Path.Combine(FsDir, $"sbxfuse-{i}.pid");
 
     private string ControlSocket(int i) => Path.Combine(FsDir, $"sbxfuse-{i}.sock");
@@ -133,8 +131,8 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
         File.Delete(PidFile(i));
         var start = await Command.RunAsync(
             "/bin/sh",
-            ["-c", "exec setsid -f \"$0\" --source \"$1\" --target \"$2\" --mount \"$3\" --audit \"$4\" --acls \"$5\" --pid-file \"$6\" --control \"$8\" --cache-timeout \"$9\" >>\"$7\" 2>&1 </dev/null",
-                layout.Spec.SbxfusePath, spec.Source, target, spec.Mount, AuditFile(i), AclFile(i), PidFile(i), Path.Combine(FsDir, $"sbxfuse-{i}.log"), ControlSocket(i), spec.Shared ? "0" : "1"],
+            ["-c", "exec setsid -f \"$0\" --source \"$1\" --target \"$2\" --mount \"$3\" --spool \"$4\" --source-name \"fs-$9\" --acls \"$5\" --pid-file \"$6\" --control \"$8\" --cache-timeout \"${10}\" >>\"$7\" 2>&1 </dev/null",
+                layout.Spec.SbxfusePath, spec.Source, target, spec.Mount, layout.SpoolDir, AclFile(i), PidFile(i), Path.Combine(FsDir, $"sbxfuse-{i}.log"), ControlSocket(i), i.ToString(System.Globalization.CultureInfo.InvariantCulture), spec.Shared ? "0" : "1"],
             cancellationToken);
         if (!start.Ok)
         {

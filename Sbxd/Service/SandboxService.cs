@@ -1,5 +1,6 @@
 using System.Globalization;
 using Hive.Protos.V1;
+using Hive.Sbxd.Events;
 using Hive.Sbxd.Runtime;
 using Hive.Wire;
 
@@ -9,7 +10,7 @@ namespace Hive.Sbxd.Service;
 /// hive.v1.Sandbox for the Controller: status from Sbxd's own view and the cgroups; exec and files
 /// forwarded to the agent (streams stay streams), with the facts only the host can see added.
 /// </summary>
-internal sealed partial class SandboxService(SandboxLayout layout, SandboxRuntime runtime, GrpcChannel agent, IHostApplicationLifetime lifetime, ILogger<SandboxService> logger)
+internal sealed partial class SandboxService(SandboxLayout layout, SandboxRuntime runtime, GrpcChannel agent, EventIngest events, IHostApplicationLifetime lifetime, ILogger<SandboxService> logger)
 {
     private const string Agent = "/hive.v1.Agent/";
     private readonly Lock _gate = new();
@@ -139,11 +140,47 @@ internal sealed partial class SandboxService(SandboxLayout layout, SandboxRuntim
         Destroying = true; // the lifecycle lock is never released again: this Sbxd only exits from here
         SetState(SandboxState.Stopped, "destroying");
         LogDestroying(logger, layout.Name);
-        await runtime.TearDownAsync(CancellationToken.None);
+        await runtime.TearDownAsync(CancellationToken.None, () => RecordDestroyedAsync(events));
 
         // Reply first, then exit: the Controller waits for this process to go away.
         _ = Task.Delay(TimeSpan.FromMilliseconds(200)).ContinueWith(_ => lifetime.StopApplication(), TaskScheduler.Default);
         return new DestroyResponse { Destroyed = true };
+    }
+
+    /// <summary>
+    /// The last durable event (the log is on the host; the Controller reads it directly and uses
+    /// this as its limit and wake-up): sent now, then after every commit, coalesced.
+    /// </summary>
+    public async Task WatchEventsAsync(WatchEventsRequest request, IServerStreamWriter<EventsCommitted> writer, CallContext context)
+    {
+        var sent = ulong.MaxValue;
+        while (!context.CancellationToken.IsCancellationRequested)
+        {
+            var next = events.NextCommit;
+            var last = events.LastSeq;
+            if (last != sent)
+            {
+                await writer.WriteAsync(new EventsCommitted { LastSeq = last }, context.CancellationToken);
+                sent = last;
+            }
+
+            try
+            {
+                await next.WaitAsync(TimeSpan.FromSeconds(15), context.CancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                await writer.WriteAsync(new EventsCommitted { LastSeq = events.LastSeq }, context.CancellationToken); // keep-alive
+                sent = events.LastSeq;
+            }
+        }
+    }
+
+    /// <summary>Spools drained (SbxFuse has unmounted by now), then lifecycle.destroyed: the log's last word.</summary>
+    public static async Task RecordDestroyedAsync(EventIngest events)
+    {
+        await events.FlushAsync(CancellationToken.None);
+        await events.RecordAsync(EventIngest.Lifecycle("lifecycle.destroyed", "sandbox destroyed; its event log is kept until retention removes it"));
     }
 
     /// <summary>Hot reload of one workspace's ACLs: stored in the spec (so restarts keep them) and pushed to its SbxFuse.</summary>
@@ -156,6 +193,17 @@ internal sealed partial class SandboxService(SandboxLayout layout, SandboxRuntim
             if (index < 0)
             {
                 throw new RpcException(StatusCode.NotFound, $"no workspace is mounted at '{request.Mount}'");
+            }
+
+            // On record before it takes effect: a change that cannot be audited is not made.
+            var rules = System.Text.Json.JsonSerializer.Serialize(request.Rules.Select(r => new Dictionary<string, string> { ["path"] = r.Path, ["access"] = r.Access }));
+            try
+            {
+                await events.RecordAsync(new Event { Kind = "policy.acl", Policy = new PolicyEvent { Target = "fs:" + request.Mount, Actor = request.Actor, Rules = rules } });
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+            {
+                throw new RpcException(StatusCode.Unavailable, "the ACL change cannot be recorded in the event log: " + ex.Message);
             }
 
             var applied = await runtime.Workspaces.SetAclsAsync(index, request.Rules, context.CancellationToken);

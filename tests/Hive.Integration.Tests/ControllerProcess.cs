@@ -147,6 +147,34 @@ public sealed partial class ControllerProcess : IAsyncDisposable
         return JsonDocument.Parse(json).RootElement.Clone();
     }
 
+    /// <summary>A sandbox's event history (follow=false, JSON lines), optionally filtered, from after <paramref name="since"/>.</summary>
+    public async Task<List<JsonElement>> EventsAsync(string name, string? kind = null, string? decision = null, ulong since = 0)
+    {
+        var query = $"/api/v1/hiveboxes/{name}/events?follow=false&format=jsonl&since={since}"
+            + (kind is null ? string.Empty : "&kind=" + Uri.EscapeDataString(kind))
+            + (decision is null ? string.Empty : "&decision=" + Uri.EscapeDataString(decision));
+        using var response = await Http.GetAsync(query);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.That((int)response.StatusCode, Is.EqualTo(200), text);
+        return [.. text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone())];
+    }
+
+    /// <summary>Polls until <paramref name="done"/> holds for the sandbox's events (they become durable a few ms after the operation).</summary>
+    public async Task<List<JsonElement>> WaitForEventsAsync(string name, Func<List<JsonElement>, bool> done, string? kind = null, string? decision = null)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (true)
+        {
+            var events = await EventsAsync(name, kind, decision);
+            if (done(events) || DateTime.UtcNow > deadline)
+            {
+                return events;
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
     public async Task<(int Status, JsonElement Body)> SendAsync(HttpMethod method, string path, string? body = null)
     {
         using var request = new HttpRequestMessage(method, path);

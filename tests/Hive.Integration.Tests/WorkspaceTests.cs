@@ -57,7 +57,7 @@ public sealed class WorkspaceTests : SharedControllerFixture
             var list = await Controller.ExecAsync(name, "ls -a /workspace");
             Assert.That(list.GetProperty("stdout").GetString(), Does.Not.Contain("secrets"), "denied entries are hidden");
 
-            var audit = (await File.ReadAllLinesAsync(Path.Combine(Controller.StateDir(name), "fs", "audit-0.log"))).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+            var audit = await Controller.WaitForEventsAsync(name, e => e.Any(x => x.GetProperty("path").GetString() == "/workspace/inputs-link"), kind: "fs");
             Assert.That(audit.Any(e => e.GetProperty("kind").GetString() == "fs.write" && e.GetProperty("path").GetString() == "/workspace/f"));
             Assert.That(audit.Any(e => e.GetProperty("path").GetString()!.StartsWith("/workspace/secrets", StringComparison.Ordinal) && e.GetProperty("decision").GetString() == "deny"));
             Assert.That(audit.Any(e => e.GetProperty("path").GetString() == "/workspace/inputs/new.csv" && e.GetProperty("errno").GetInt32() == 30));

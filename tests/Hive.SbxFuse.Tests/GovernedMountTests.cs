@@ -121,10 +121,10 @@ public sealed class GovernedMountTests
         Assert.That(mounted, Is.Zero);
         try
         {
-            await using var fs = await SbxFuseProcess.StartAsync(auditFile: Path.Combine(tiny, "audit.log"));
+            await using var fs = await SbxFuseProcess.StartAsync(spoolDir: Path.Combine(tiny, "spool"));
             await File.WriteAllTextAsync(Path.Combine(tiny, "filler"), new string('x', 60 * 1024));
 
-            // With the audit log's disk full, operations cannot be recorded and so must not happen.
+            // With the spool's disk full, operations cannot be recorded and so must not happen.
             var failure = Assert.Catch(() =>
             {
                 for (var i = 0; i < 200; i++)

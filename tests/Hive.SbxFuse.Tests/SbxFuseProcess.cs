@@ -24,7 +24,8 @@ internal sealed class SbxFuseProcess : IAsyncDisposable
 
     public string AclFile => Path.Combine(Root, "acls.json");
 
-    public string AuditFile { get; private init; } = string.Empty;
+    /// <summary>Where SbxFuse hands its events over (Sbxd would sequence them into the sandbox's log).</summary>
+    public string SpoolDir { get; private init; } = string.Empty;
 
     public int Pid => _process.Id;
 
@@ -32,14 +33,14 @@ internal sealed class SbxFuseProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
-    public static async Task<SbxFuseProcess> StartAsync(object[]? acls = null, string? auditFile = null, Action<string>? prepare = null)
+    public static async Task<SbxFuseProcess> StartAsync(object[]? acls = null, string? spoolDir = null, Action<string>? prepare = null)
     {
         var root = Directory.CreateTempSubdirectory("hive-sbxfuse-").FullName;
         Directory.CreateDirectory(Path.Combine(root, "src"));
         Directory.CreateDirectory(Path.Combine(root, "mnt"));
         prepare?.Invoke(Path.Combine(root, "src"));
-        var audit = auditFile ?? Path.Combine(root, "audit.log");
-        var args = new List<string> { "--source", Path.Combine(root, "src"), "--target", Path.Combine(root, "mnt"), "--mount", "/workspace", "--audit", audit, "--control", Path.Combine(root, "control.sock") };
+        var spool = spoolDir ?? Path.Combine(root, "spool");
+        var args = new List<string> { "--source", Path.Combine(root, "src"), "--target", Path.Combine(root, "mnt"), "--mount", "/workspace", "--spool", spool, "--source-name", "fs-0", "--control", Path.Combine(root, "control.sock") };
         if (acls is not null)
         {
             await File.WriteAllTextAsync(Path.Combine(root, "acls.json"), JsonSerializer.Serialize(acls));
@@ -47,7 +48,7 @@ internal sealed class SbxFuseProcess : IAsyncDisposable
         }
 
         var process = Process.Start(new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "hive-sbxfuse"), args) { UseShellExecute = false, RedirectStandardError = true })!;
-        var fs = new SbxFuseProcess(root, process) { AuditFile = audit };
+        var fs = new SbxFuseProcess(root, process) { SpoolDir = spool };
         process.ErrorDataReceived += (_, e) =>
         {
             if (e.Data is null)
@@ -83,8 +84,19 @@ internal sealed class SbxFuseProcess : IAsyncDisposable
 
     public string M(string relative) => Path.Combine(Target, relative);
 
-    public async Task<List<JsonElement>> AuditAsync() =>
-        (await File.ReadAllLinesAsync(AuditFile)).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+    /// <summary>Every event in the spool so far, in order, as the API would render it.</summary>
+    public Task<List<JsonElement>> AuditAsync()
+    {
+        using var consumer = new Hive.Events.Spool.SpoolConsumer(SpoolDir);
+        var payloads = new List<ReadOnlyMemory<byte>>();
+        while (consumer.Collect(payloads, 1 << 30) > 0)
+        {
+        }
+
+        return Task.FromResult(payloads
+            .Select(p => JsonDocument.Parse(Hive.Events.EventJson.ToUtf8("test", Hive.Protos.V1.Event.Parser.ParseFrom(p.Span))).RootElement.Clone())
+            .ToList());
+    }
 
     public async Task WriteAclsAsync(object[] acls)
     {

@@ -68,6 +68,12 @@ internal sealed partial class SbxdLauncher(ControllerOptions options, ILogger<Sb
         }
     }
 
+    /// <summary>The sandbox's durable event log (survives destroy; a new sandbox of the same name continues it).</summary>
+    public string EventsDir(string name) => Path.Combine(options.EventsDir, name);
+
+    /// <summary>Where the Controller hands its events (exec, ...) to the sandbox's Sbxd.</summary>
+    public string SpoolDir(string name) => Path.Combine(StateDir(name), "spool");
+
     public string SocketPath(string name) => Path.Combine(StateDir(name), "sbxd.sock");
 
     /// <summary>The local backend of a workspace: keyed by sandbox name and mount, so re-creating a sandbox finds its files.</summary>
@@ -97,6 +103,10 @@ internal sealed partial class SbxdLauncher(ControllerOptions options, ILogger<Sb
         }
 
         spec.SbxfusePath = options.SbxFusePath;
+        spec.EventsDir = EventsDir(config.Name);
+        spec.EventsMaxBytes = (ulong)options.EventsMaxBytes;
+        spec.EventsMaxAgeSecs = (ulong)options.EventsMaxAge.TotalSeconds;
+        spec.UsageIntervalMs = (uint)options.UsageInterval.TotalMilliseconds;
         foreach (var fs in config.Fs)
         {
             var mount = new FsMount { Mount = fs.Mount, Source = fs.Root is { } root ? ResolveRoot(root) : WorkspaceDir(config.Name, fs.Mount), Shared = fs.Root is not null };

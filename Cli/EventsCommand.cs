@@ -1,0 +1,125 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace Hive.Cli;
+
+/// <summary><c>hive events NAME [-f]</c>: a sandbox's audit trail, one readable line per event (or its JSON).</summary>
+internal static class EventsCommand
+{
+    public static Command Build(Func<ParseResult, ApiClient> client, Option<bool> json)
+    {
+        var name = new Argument<string>("name") { Description = "Sandbox name (a destroyed sandbox's events stay readable until retention removes them)" };
+        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing events as they happen (reconnects without losing or repeating any)" };
+        var kinds = new Option<string[]>("--kind", "-k") { Description = "Only these kinds, by prefix: fs, fs.write, exec, net.http, lifecycle, ... (repeatable or comma-separated)" };
+        var decision = new Option<string?>("--decision") { Description = "Only events with this decision: allow, deny (deny also matches deny-ro)" };
+        var since = new Option<ulong?>("--since") { Description = "Start after this sequence number" };
+        var command = new Command("events", "Show what happened in a sandbox: file operations, commands, network, lifecycle") { name, follow, kinds, decision, since, json };
+        command.SetAction(async (parse, ct) =>
+        {
+            using var api = client(parse);
+            var query = new StringBuilder("?follow=").Append(parse.GetValue(follow) ? "true" : "false&format=jsonl");
+            if (parse.GetValue(kinds) is { Length: > 0 } k)
+            {
+                query.Append("&kind=").Append(Uri.EscapeDataString(string.Join(',', k)));
+            }
+
+            if (parse.GetValue(decision) is { Length: > 0 } d)
+            {
+                query.Append("&decision=").Append(Uri.EscapeDataString(d));
+            }
+
+            var path = $"api/v1/hiveboxes/{Uri.EscapeDataString(parse.GetValue(name)!)}/events{query}";
+            var raw = parse.GetValue(json);
+            string? last = parse.GetValue(since)?.ToString(CultureInfo.InvariantCulture);
+            if (!parse.GetValue(follow))
+            {
+                var (response, body) = await api.OpenStreamAsync(path + (last is null ? string.Empty : "&since=" + last), "application/x-ndjson", null, ct);
+                using (response)
+                using (var reader = new StreamReader(body))
+                {
+                    while (await reader.ReadLineAsync(ct) is { } line)
+                    {
+                        Print(line, raw);
+                    }
+                }
+
+                return 0;
+            }
+
+            // SSE: on a dropped connection, resume with Last-Event-ID — nothing lost, nothing twice.
+            while (!ct.IsCancellationRequested)
+            {
+                try
+                {
+                    var (response, body) = await api.OpenStreamAsync(path, "text/event-stream", last, ct);
+                    using (response)
+                    using (var reader = new StreamReader(body))
+                    {
+                        string? id = null;
+                        while (await reader.ReadLineAsync(ct) is { } line)
+                        {
+                            if (line.StartsWith("id: ", StringComparison.Ordinal))
+                            {
+                                id = line[4..];
+                            }
+                            else if (line.StartsWith("data: ", StringComparison.Ordinal))
+                            {
+                                Print(line[6..], raw);
+                                last = id ?? last;
+                            }
+                        }
+                    }
+                }
+                catch (Exception ex) when (ex is HttpRequestException or IOException && !ct.IsCancellationRequested)
+                {
+                    await Console.Error.WriteLineAsync($"hive: event stream interrupted ({ex.Message}); reconnecting");
+                }
+
+                await Task.Delay(1000, ct);
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    private static void Print(string line, bool raw)
+    {
+        if (raw)
+        {
+            Console.Out.WriteLine(line);
+            return;
+        }
+
+        var e = JsonNode.Parse(line)!.AsObject();
+        Console.Out.WriteLine(Format(e));
+    }
+
+    /// <summary><c>#12 21:05:01.123 fs.write allow /workspace/a.txt 12 B 38µs</c>: one line, most telling facts first.</summary>
+    public static string Format(JsonObject e)
+    {
+        string S(string key) => e[key]?.ToString() ?? string.Empty;
+        var ts = DateTimeOffset.TryParse(S("ts"), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) ? t.ToLocalTime().ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture) : S("ts");
+        var kind = S("kind");
+        var head = $"#{S("seq")} {ts} {kind}" + (S("decision") is { Length: > 0 } d ? " " + d : string.Empty);
+        var detail = kind switch
+        {
+            _ when kind.StartsWith("fs.", StringComparison.Ordinal) =>
+                S("path") + (S("target") is { Length: > 0 } target ? " -> " + target : string.Empty) + (S("bytes") is "0" or "" ? string.Empty : $" {S("bytes")} B")
+                + (S("errno") is "0" or "" ? string.Empty : $" errno {S("errno")}") + $" {S("duration_us")}µs",
+            "artifact.written" => $"{S("path")} {S("size")} B sha256 {S("sha256")}",
+            "exec.started" => $"[{S("id")}] {S("command")}" + (S("cwd") is { Length: > 0 } cwd ? $" (in {cwd})" : string.Empty),
+            "exec.finished" => $"[{S("id")}] exit {S("exit_code")} in {S("duration_ms")} ms, {S("stdout_bytes")} B out, {S("stderr_bytes")} B err"
+                + (S("timed_out") == "true" ? ", timed out" : string.Empty) + (S("oom_killed") == "true" ? ", OOM-killed" : string.Empty) + (S("error") is { Length: > 0 } err ? ", error: " + err : string.Empty),
+            "resource.usage" => $"cpu {S("cpu_percent")}%, memory {S("memory_bytes")}/{S("memory_limit_bytes")} B, {S("pids")} pids",
+            "llm.call" => $"{S("provider")} {S("model")} in {S("input_tokens")} out {S("output_tokens")} tokens, {S("latency_ms")} ms, status {S("status")}",
+            _ when kind.StartsWith("net.", StringComparison.Ordinal) => $"{S("method")} {S("host")}{S("path")} {S("status")} ({S("bytes_out")}↑ {S("bytes_in")}↓ B)",
+            _ when kind.StartsWith("policy.", StringComparison.Ordinal) => $"{S("target")} by {S("actor")}: {e["rules"]?.ToJsonString()}",
+            _ when kind.StartsWith("lifecycle.", StringComparison.Ordinal) => S("detail") + (S("pid") is { Length: > 0 } pid ? $" (pid {pid})" : string.Empty),
+            _ => string.Empty,
+        };
+        return detail.Length > 0 ? head + " " + detail : head;
+    }
+}
