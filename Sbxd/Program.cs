@@ -8,7 +8,7 @@ using Hive.Wire;
 // hive-sbxd: owns one sandbox. Started by the Controller (setsid, detached) as
 //   hive-sbxd --state-dir DIR            ensure the sandbox runs (adopting what exists) and serve DIR/sbxd.sock
 //   hive-sbxd --state-dir DIR --destroy  tear everything down in the foreground; exit 0 when nothing remains
-string? stateDir = null;
+string? stateDir = null, ingestSpool = null, ingestLog = null;
 var destroy = false;
 for (var i = 0; i < args.Length; i++)
 {
@@ -20,13 +20,37 @@ for (var i = 0; i < args.Length; i++)
         case "--destroy":
             destroy = true;
             break;
+        case "--ingest-only" when i + 2 < args.Length:
+            // Benchmarks and tests: just the event pipeline (spool dir -> durable log) until SIGTERM.
+            ingestSpool = args[++i];
+            ingestLog = args[++i];
+            break;
         case "-h" or "--help":
-            Console.WriteLine("usage: hive-sbxd --state-dir DIR [--destroy]");
+            Console.WriteLine("usage: hive-sbxd --state-dir DIR [--destroy]\n       hive-sbxd --ingest-only SPOOL_DIR LOG_DIR   (the event pipeline alone, for benchmarks)");
             return 0;
         default:
             Console.Error.WriteLine($"hive-sbxd: unexpected argument '{args[i]}'\nusage: hive-sbxd --state-dir DIR [--destroy]");
             return 2;
     }
+}
+
+if (ingestSpool is not null && ingestLog is not null)
+{
+    using var ingestLogger = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
+    using var ingest = new EventIngest("ingest-only", ingestSpool, ingestLog, new Hive.Events.Log.EventLogOptions { MaxBytes = 0, MaxAge = TimeSpan.Zero }, ingestLogger.CreateLogger<EventIngest>());
+    using var stop = new CancellationTokenSource();
+    using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+    using var interrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+    try
+    {
+        await Task.Delay(Timeout.Infinite, stop.Token);
+    }
+    catch (OperationCanceledException)
+    {
+    }
+
+    await ingest.FlushAsync(CancellationToken.None);
+    return 0;
 }
 
 if (stateDir is null)
@@ -253,6 +277,11 @@ using (lockFile)
             }
 
             Log.Restarting(log, layout.Name);
+            if (dead)
+            {
+                await RecordAsync(EventIngest.Lifecycle("lifecycle.stopped", "the container's init exited (crashed, killed or OOM-killed); its processes are gone", "container"));
+            }
+
             service.SetState(SandboxState.Creating, "restarting: the container's init exited");
             if (!await BringUpAsync("lifecycle.restarted"))
             {

@@ -19,7 +19,7 @@ internal sealed partial class EventIngest : IDisposable
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan RetentionInterval = TimeSpan.FromMinutes(1);
 
-    private readonly SandboxLayout _layout;
+    private readonly string _name;
     private readonly ILogger _logger;
     private readonly EventLog _log;
     private readonly SpoolConsumer _spools;
@@ -34,16 +34,17 @@ internal sealed partial class EventIngest : IDisposable
     private long _lastRetention;
 
     public EventIngest(SandboxLayout layout, ILogger logger)
+        : this(layout.Name, layout.SpoolDir, layout.EventsDir, new EventLogOptions { MaxBytes = (long)layout.Spec.EventsMaxBytes, MaxAge = TimeSpan.FromSeconds(layout.Spec.EventsMaxAgeSecs) }, logger)
     {
-        _layout = layout;
+    }
+
+    public EventIngest(string name, string spoolDir, string eventsDir, EventLogOptions options, ILogger logger)
+    {
+        _name = name;
         _logger = logger;
-        Directory.CreateDirectory(layout.SpoolDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        _log = EventLog.Open(layout.EventsDir, new EventLogOptions
-        {
-            MaxBytes = (long)layout.Spec.EventsMaxBytes,
-            MaxAge = TimeSpan.FromSeconds(layout.Spec.EventsMaxAgeSecs),
-        });
-        _spools = new SpoolConsumer(layout.SpoolDir);
+        Directory.CreateDirectory(spoolDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        _log = EventLog.Open(eventsDir, options);
+        _spools = new SpoolConsumer(spoolDir);
         foreach (var (source, position) in _log.Checkpoint)
         {
             _spools.Positions[source] = position;
@@ -53,7 +54,7 @@ internal sealed partial class EventIngest : IDisposable
         try
         {
             // inotify: a producer's write wakes the ingest at once; the poll is only a safety net.
-            _watcher = new FileSystemWatcher(layout.SpoolDir) { NotifyFilter = NotifyFilters.Size | NotifyFilters.LastWrite | NotifyFilters.FileName, InternalBufferSize = 64 * 1024 };
+            _watcher = new FileSystemWatcher(spoolDir) { NotifyFilter = NotifyFilters.Size | NotifyFilters.LastWrite | NotifyFilters.FileName, InternalBufferSize = 64 * 1024 };
             _watcher.Changed += (_, _) => Wake();
             _watcher.Created += (_, _) => Wake();
             _watcher.EnableRaisingEvents = true;
@@ -194,7 +195,7 @@ internal sealed partial class EventIngest : IDisposable
                         }
 
                         failures++;
-                        LogAppendFailed(_logger, _layout.Name, ex.Message);
+                        LogAppendFailed(_logger, _name, ex.Message);
                         break;
                     }
 
@@ -229,7 +230,7 @@ internal sealed partial class EventIngest : IDisposable
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
             {
                 failures++;
-                LogAppendFailed(_logger, _layout.Name, ex.Message);
+                LogAppendFailed(_logger, _name, ex.Message);
             }
             finally
             {

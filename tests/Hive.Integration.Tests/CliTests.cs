@@ -31,6 +31,43 @@ public sealed class CliTests : SharedControllerFixture
     }
 
     [Test]
+    public async Task Events_prints_the_audit_trail_one_line_per_event()
+    {
+        var name = Names.Unique("cli-ev");
+        Assert.That((await HiveAsync("create", name)).ExitCode, Is.Zero);
+        try
+        {
+            Assert.That((await HiveAsync("exec", name, "--", "sh", "-c", "echo hello")).ExitCode, Is.Zero);
+            string text = string.Empty;
+            for (var i = 0; i < 100 && !text.Contains("exec.finished", StringComparison.Ordinal); i++)
+            {
+                var events = await HiveAsync("events", name, "--kind", "exec");
+                Assert.That(events.ExitCode, Is.Zero, events.Stderr);
+                text = System.Text.Encoding.UTF8.GetString(events.Stdout);
+                await Task.Delay(50);
+            }
+
+            var lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.That(lines, Has.Length.EqualTo(2), text);
+            Assert.That(lines[0], Does.Match(@"^#\d+ \d\d:\d\d:\d\d\.\d{3} exec\.started \[[0-9a-f]+\] sh -c 'echo hello'$"));
+            Assert.That(lines[1], Does.Contain("exec.finished").And.Contain("exit 0").And.Contain("6 B out"));
+
+            var json = await HiveAsync("events", name, "--kind", "lifecycle", "--json");
+            var kinds = System.Text.Encoding.UTF8.GetString(json.Stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+                .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("kind").GetString()).ToList();
+            Assert.That(kinds, Is.EqualTo(new[] { "lifecycle.created", "lifecycle.sbxd_started", "lifecycle.started" }));
+
+            var missing = await HiveAsync("events", "no-such-sandbox");
+            Assert.That(missing.ExitCode, Is.EqualTo(1));
+            Assert.That(missing.Stderr, Does.Contain("not found"));
+        }
+        finally
+        {
+            await HiveAsync("rm", name);
+        }
+    }
+
+    [Test]
     public async Task Create_exec_cp_ls_rm()
     {
         var name = Names.Unique("cli");

@@ -296,3 +296,54 @@ public sealed class EventsTests : SharedControllerFixture
         }
     }
 }
+
+/// <summary><c>GET /api/v1/analytics</c>: sampled by the Controller, kept in SQLite across restarts.</summary>
+[TestFixture]
+[CancelAfter(300_000)]
+public sealed class AnalyticsTests
+{
+    [Test]
+    public async Task Samples_cover_host_and_sandboxes_and_survive_a_restart()
+    {
+        await using var hive = await ControllerProcess.StartAsync(null, null, "--analytics-interval", "0.5");
+        var name = Names.Unique("stats");
+        await hive.CreateAsync(new { name });
+        try
+        {
+            JsonElement body = default;
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (DateTime.UtcNow < deadline)
+            {
+                (_, body) = await hive.SendAsync(HttpMethod.Get, "/api/v1/analytics?range=300");
+                if (body.GetProperty("samples").EnumerateArray().Any(s => s.GetProperty("sandboxes").EnumerateArray().Any(x => x.GetProperty("id").GetString() == name)))
+                {
+                    break;
+                }
+
+                await Task.Delay(250);
+            }
+
+            Assert.That(body.GetProperty("interval_secs").GetInt32(), Is.EqualTo(1));
+            var sample = body.GetProperty("samples").EnumerateArray().Last(s => s.GetProperty("sandboxes").GetArrayLength() > 0);
+            Assert.That(sample.GetProperty("sandbox_count").GetInt32(), Is.EqualTo(1));
+            Assert.That(sample.GetProperty("host_memory_total").GetInt64(), Is.GreaterThan(sample.GetProperty("host_memory_used").GetInt64()));
+            Assert.That(sample.GetProperty("host_cpu_percent").GetDouble(), Is.InRange(0, 100));
+            var mine = sample.GetProperty("sandboxes").EnumerateArray().Single(x => x.GetProperty("id").GetString() == name);
+            Assert.That(mine.GetProperty("memory_usage").GetInt64(), Is.GreaterThan(0));
+            Assert.That(mine.GetProperty("memory_limit").GetInt64(), Is.EqualTo(512L << 20));
+            var oldest = body.GetProperty("samples")[0].GetProperty("timestamp").GetInt64();
+
+            await hive.KillAsync();
+            await hive.StartProcessAsync();
+            var (status, after) = await hive.SendAsync(HttpMethod.Get, "/api/v1/analytics");
+            Assert.That(status, Is.EqualTo(200));
+            Assert.That(after.GetProperty("samples")[0].GetProperty("timestamp").GetInt64(), Is.LessThanOrEqualTo(oldest), "history survives a restart");
+            var (bad, _) = await hive.SendAsync(HttpMethod.Get, "/api/v1/analytics?range=-5");
+            Assert.That(bad, Is.EqualTo(400));
+        }
+        finally
+        {
+            await hive.DestroyAsync(name);
+        }
+    }
+}
