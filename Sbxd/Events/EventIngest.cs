@@ -16,7 +16,11 @@ namespace Hive.Sbxd.Events;
 internal sealed partial class EventIngest : IDisposable
 {
     private const int BatchBytes = 4 * 1024 * 1024;
-    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(50);
+    // Spools are polled, not watched: an inotify wake-up per event cost more CPU than the whole
+    // ingest (measured: +35% on a metadata-heavy workload). While events flow, every 5 ms — which
+    // also makes each fsync carry a batch; after a second without any, every 40 ms.
+    private static readonly TimeSpan ActivePoll = TimeSpan.FromMilliseconds(5);
+    private static readonly TimeSpan IdlePoll = TimeSpan.FromMilliseconds(40);
     private static readonly TimeSpan RetentionInterval = TimeSpan.FromMinutes(1);
 
     private readonly string _name;
@@ -27,7 +31,6 @@ internal sealed partial class EventIngest : IDisposable
     private readonly List<(byte[] Payload, TaskCompletionSource Done)> _own = [];
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
     private readonly CancellationTokenSource _stop = new();
-    private readonly FileSystemWatcher? _watcher;
     private readonly Thread _thread;
     private TaskCompletionSource _committed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _passDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -51,19 +54,6 @@ internal sealed partial class EventIngest : IDisposable
         }
 
         LastSeq = _log.LastSeq;
-        try
-        {
-            // inotify: a producer's write wakes the ingest at once; the poll is only a safety net.
-            _watcher = new FileSystemWatcher(spoolDir) { NotifyFilter = NotifyFilters.Size | NotifyFilters.LastWrite | NotifyFilters.FileName, InternalBufferSize = 64 * 1024 };
-            _watcher.Changed += (_, _) => Wake();
-            _watcher.Created += (_, _) => Wake();
-            _watcher.EnableRaisingEvents = true;
-        }
-        catch (Exception ex) when (ex is IOException or PlatformNotSupportedException or ArgumentException)
-        {
-            _watcher = null;
-        }
-
         _thread = new Thread(Run) { IsBackground = true, Name = "event-ingest" };
         _thread.Start();
     }
@@ -138,11 +128,13 @@ internal sealed partial class EventIngest : IDisposable
         var payloads = new List<ReadOnlyMemory<byte>>();
         var own = new List<(byte[] Payload, TaskCompletionSource Done)>();
         var failures = 0;
+        var lastEvent = 0L;
         while (true)
         {
             try
             {
-                _wake.Wait(failures > 0 ? TimeSpan.FromMilliseconds(Math.Min(5000, 100 << Math.Min(failures, 6))) : PollInterval, _stop.Token);
+                var poll = Environment.TickCount64 - lastEvent < 1000 ? ActivePoll : IdlePoll;
+                _wake.Wait(failures > 0 ? TimeSpan.FromMilliseconds(Math.Min(5000, 100 << Math.Min(failures, 6))) : poll, _stop.Token);
             }
             catch (OperationCanceledException)
             {
@@ -200,6 +192,7 @@ internal sealed partial class EventIngest : IDisposable
                     }
 
                     failures = 0;
+                    lastEvent = Environment.TickCount64;
                     _spools.Release();
                     foreach (var (_, done) in own)
                     {
@@ -251,7 +244,6 @@ internal sealed partial class EventIngest : IDisposable
             _stop.Cancel();
         }
 
-        _watcher?.Dispose();
         _thread.Join(TimeSpan.FromSeconds(10));
         lock (_gate)
         {
