@@ -20,14 +20,13 @@ internal static class EventsEndpoints
 {
     private const int DefaultPage = 1000;
     private const int MaxPage = 10000;
-    private static readonly TimeSpan Heartbeat = TimeSpan.FromSeconds(15);
 
     /// <summary>Paths and commands stay readable ('>' not '\u003E'); the output is never embedded in HTML.</summary>
     private static readonly JsonWriterOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static void MapEventsEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/api/v1/hiveboxes/{id}/events", async (string id, HttpContext http, EventFeeds feeds, SandboxStore store) =>
+        app.MapGet("/api/v1/hiveboxes/{id}/events", async (string id, HttpContext http, EventFeeds feeds, SandboxStore store, Hosting.ControllerOptions options) =>
         {
             var name = RouteNames.Require(id);
             if (store.Find(name) is null && !Directory.Exists(feeds.LogDir(name)))
@@ -38,18 +37,18 @@ internal static class EventsEndpoints
             var query = Query.Parse(http.Request, compound: false);
             using var source = new SandboxEventSource(name, feeds.Get(name), feeds.LogDir(name), query.After.TryGetValue(string.Empty, out var after) ? after : 0, query.Filter);
             using var merged = new MergedEvents([source], null, feeds, query.Filter);
-            await ServeAsync(http, query, merged, single: true);
+            await ServeAsync(http, query, merged, single: true, options.EventsHeartbeat);
         });
 
-        app.MapGet("/api/v1/events", async (HttpContext http, EventFeeds feeds) =>
+        app.MapGet("/api/v1/events", async (HttpContext http, EventFeeds feeds, Hosting.ControllerOptions options) =>
         {
             var query = Query.Parse(http.Request, compound: true);
             using var merged = new MergedEvents([], query.After, feeds, query.Filter);
-            await ServeAsync(http, query, merged, single: false);
+            await ServeAsync(http, query, merged, single: false, options.EventsHeartbeat);
         });
     }
 
-    private static async Task ServeAsync(HttpContext http, Query query, MergedEvents events, bool single)
+    private static async Task ServeAsync(HttpContext http, Query query, MergedEvents events, bool single, TimeSpan heartbeat)
     {
         var ct = http.RequestAborted;
         await events.ReadyAsync(ct);
@@ -93,7 +92,7 @@ internal static class EventsEndpoints
                     continue;
                 }
 
-                var idle = TimeSpan.FromMilliseconds(Heartbeat.TotalMilliseconds - (Environment.TickCount64 - lastWrite));
+                var idle = TimeSpan.FromMilliseconds(heartbeat.TotalMilliseconds - (Environment.TickCount64 - lastWrite));
                 if (idle <= TimeSpan.Zero)
                 {
                     Write(body, ": keep-alive\n\n");

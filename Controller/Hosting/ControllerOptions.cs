@@ -45,6 +45,9 @@ internal sealed record ControllerOptions
     /// <summary>Events older than this are removed (also of destroyed sandboxes). Default 30 days; zero = forever.</summary>
     public TimeSpan EventsMaxAge { get; init; } = TimeSpan.FromDays(30);
 
+    /// <summary>An idle SSE stream gets a comment line this often (keeps proxies from closing it). Default 15 s.</summary>
+    public TimeSpan EventsHeartbeat { get; init; } = TimeSpan.FromSeconds(15);
+
     /// <summary>Interval of resource.usage events. Default 5 s.</summary>
     public TimeSpan UsageInterval { get; init; } = TimeSpan.FromSeconds(5);
 

@@ -24,6 +24,7 @@ internal static class ControllerOptionsParser
           --fs-roots DIR[:DIR] HIVE_FS_ROOTS     none: where a workspace's "root" may point (shared workspaces)
           --events-max-bytes N HIVE_EVENTS_MAX_BYTES 1073741824: per-sandbox event log size kept (0 = unlimited)
           --events-max-age S  HIVE_EVENTS_MAX_AGE  2592000 (30 days): events older are removed (0 = forever)
+          --events-heartbeat S HIVE_EVENTS_HEARTBEAT 15: seconds between keep-alive comments on idle SSE streams
           --usage-interval S  HIVE_USAGE_INTERVAL  5: seconds between resource.usage events
           --analytics-interval S HIVE_ANALYTICS_INTERVAL 10: seconds between /api/v1/analytics samples
           --analytics-retention S HIVE_ANALYTICS_RETENTION 604800 (7 days): analytics history kept
@@ -35,7 +36,7 @@ internal static class ControllerOptionsParser
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         var errors = new List<string>();
-        string[] known = ["api-key", "port", "host", "data-dir", "image-dir", "sbxd", "sbxfuse", "agent-bundle", "reaper-interval", "fs-roots", "events-max-bytes", "events-max-age", "usage-interval", "analytics-interval", "analytics-retention"];
+        string[] known = ["api-key", "port", "host", "data-dir", "image-dir", "sbxd", "sbxfuse", "agent-bundle", "reaper-interval", "fs-roots", "events-max-bytes", "events-max-age", "events-heartbeat", "usage-interval", "analytics-interval", "analytics-retention"];
         for (var i = 0; i < args.Count; i++)
         {
             var arg = args[i];
@@ -147,6 +148,11 @@ internal static class ControllerOptionsParser
         if (Seconds("events-max-age", "HIVE_EVENTS_MAX_AGE", 0, 1e10) is { } maxAge)
         {
             options = options with { EventsMaxAge = TimeSpan.FromSeconds(maxAge) };
+        }
+
+        if (Seconds("events-heartbeat", "HIVE_EVENTS_HEARTBEAT", 0.1, 3600) is { } heartbeat)
+        {
+            options = options with { EventsHeartbeat = TimeSpan.FromSeconds(heartbeat) };
         }
 
         if (Seconds("usage-interval", "HIVE_USAGE_INTERVAL", 0.2, 3600) is { } usage)

@@ -135,7 +135,7 @@ public sealed class EventsTests : SharedControllerFixture
     [Test]
     public async Task Resume_is_exact_across_disconnects_a_Controller_restart_and_a_Sbxd_restart()
     {
-        await using var hive = await ControllerProcess.StartAsync(null, null, "--usage-interval", "0.5");
+        await using var hive = await ControllerProcess.StartAsync(null, null, "--usage-interval", "0.5", "--events-heartbeat", "0.3");
         var name = Names.Unique("resume");
         await hive.CreateAsync(new { name, fs = Fs() });
         var path = $"/api/v1/hiveboxes/{name}/events";
@@ -173,6 +173,14 @@ public sealed class EventsTests : SharedControllerFixture
         var history = await hive.EventsAsync(name);
         Assert.That(history.Select(Seq).Take(seen.Count), Is.EqualTo(seen));
         Assert.That(history.Count(e => Kind(e) == "lifecycle.sbxd_started"), Is.EqualTo(2));
+
+        // An idle stream (nothing matches) still gets keep-alive comments.
+        await using (var idle = await SseClient.OpenAsync(hive.BaseAddress, path + "?kind=net"))
+        {
+            Assert.That(await idle.NextAsync(TimeSpan.FromSeconds(1.5)), Is.Null);
+            Assert.That(idle.Comments, Is.GreaterThanOrEqualTo(2));
+        }
+
         await hive.DestroyAsync(name);
     }
 

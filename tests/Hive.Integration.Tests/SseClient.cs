@@ -19,6 +19,9 @@ public sealed class SseClient : IAsyncDisposable
 
     public string? LastId { get; private set; }
 
+    /// <summary>Comment lines (": keep-alive") seen so far.</summary>
+    public int Comments { get; private set; }
+
     public static async Task<SseClient> OpenAsync(Uri baseAddress, string path, string? lastEventId = null, int? receiveBuffer = null)
     {
         var handler = new SocketsHttpHandler
@@ -62,7 +65,11 @@ public sealed class SseClient : IAsyncDisposable
         {
             while (await _reader.ReadLineAsync(cts.Token) is { } line)
             {
-                if (line.StartsWith("id: ", StringComparison.Ordinal))
+                if (line.StartsWith(':'))
+                {
+                    Comments++;
+                }
+                else if (line.StartsWith("id: ", StringComparison.Ordinal))
                 {
                     id = line[4..];
                 }
