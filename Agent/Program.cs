@@ -6,10 +6,13 @@ using Hive.Agent.Processes;
 using Hive.Protos.V1;
 using Hive.Wire;
 
-// hive-agent: PID 1 of every sandbox container. Serves hive.v1.Agent to Sbxd.
+// hive-agent: PID 1 of every sandbox container. Serves hive.v1.Agent to Sbxd, and the sandbox's
+// MCP server (Streamable HTTP at /mcp) on the same socket for the Controller.
 //   --listen-fd N      an inherited, already listening AF_UNIX socket (how Sbxd starts it)
 //   --listen-unix P    bind P itself (tests, running outside a container)
+//   --mcp-port N       also serve /mcp on TCP port N inside the sandbox (the default image: 8080)
 GrpcListen? listen = null;
+int? mcpPort = null;
 for (var i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -22,6 +25,10 @@ for (var i = 0; i < args.Length; i++)
             break;
         case "--listen-unix" when i + 1 < args.Length:
             listen = GrpcListen.UnixSocket(args[++i]);
+            break;
+        case "--mcp-port" when i + 1 < args.Length && int.TryParse(args[i + 1], out var port) && port is > 0 and < 65536:
+            mcpPort = port;
+            i++;
             break;
         case "--version":
             Console.WriteLine(AgentInfo.Version);
@@ -44,7 +51,7 @@ var environment = new AgentEnvironment();
 var exec = new ExecService(reaper, new PipePump(), environment);
 var files = new FileService();
 
-var app = GrpcServer.Create(listen);
+var app = GrpcServer.Create(listen, builder => Hive.Agent.Mcp.McpHost.Configure(builder, exec, mcpPort));
 app.MapUnary<ExecRequest, ExecResponse>("/hive.v1.Agent/Exec", exec.ExecAsync);
 app.MapServerStreaming<ReadFileRequest, FileChunk>("/hive.v1.Agent/ReadFile", files.ReadAsync);
 app.MapClientStreaming<WriteFileRequest, WriteFileResponse>("/hive.v1.Agent/WriteFile", files.WriteAsync);
@@ -56,5 +63,6 @@ app.MapUnary<PingRequest, PingResponse>("/hive.v1.Agent/Ping", (_, _) => Task.Fr
     UptimeMs = (ulong)started.ElapsedMilliseconds,
 }));
 
+Hive.Agent.Mcp.McpHost.Map(app, mcpPort);
 await app.RunAsync();
 return 0;

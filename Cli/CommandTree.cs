@@ -36,6 +36,7 @@ internal static class CommandTree
         root.Subcommands.Add(Copy());
         root.Subcommands.Add(Remove());
         root.Subcommands.Add(EventsCommand.Build(Client, Json));
+        root.Subcommands.Add(McpCommand.Build(ApiUrl, ApiKey));
         return root;
     }
 

@@ -53,6 +53,8 @@ builder.Services.AddSingleton<SbxdClients>();
 builder.Services.AddSingleton<SandboxManager>();
 builder.Services.AddSingleton<Hive.Controller.Events.ControllerSpools>();
 builder.Services.AddSingleton<Hive.Controller.Events.EventFeeds>();
+builder.Services.AddSingleton<Hive.Controller.Mcp.AgentHttp>();
+builder.Services.AddSingleton<Hive.Controller.Ingress.SandboxProxy>();
 builder.Services.AddSingleton<Hive.Controller.Analytics.AnalyticsStore>(sp => new(options.DatabasePath));
 builder.Services.AddHostedService<Hive.Controller.Analytics.AnalyticsSampler>();
 builder.Services.AddHostedService<Hive.Controller.Events.EventRetention>();
@@ -63,6 +65,7 @@ var app = builder.Build();
 app.UseJsonErrors();
 app.UseApiKey(options.ApiKey);
 app.UseJsonStatusPages();
+app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(30) });
 
 app.MapGet("/healthz", () => Results.Text("ok"));
 app.MapSandboxEndpoints();
@@ -70,6 +73,8 @@ app.MapExecEndpoints();
 app.MapFileEndpoints();
 Hive.Controller.Events.EventsEndpoints.MapEventsEndpoints(app);
 Hive.Controller.Analytics.AnalyticsEndpoints.MapAnalyticsEndpoints(app);
+Hive.Controller.Mcp.McpEndpoints.MapMcpEndpoints(app);
+Hive.Controller.Ingress.ProxyEndpoints.MapProxyEndpoints(app);
 
 var startup = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Hive.Controller");
 try

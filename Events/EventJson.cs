@@ -89,6 +89,17 @@ public static class EventJson
                 }
 
                 break;
+            case Event.BodyOneofCase.Mcp:
+                json.WriteString("tool", e.Mcp.Tool);
+                json.WriteString("arguments", e.Mcp.Arguments);
+                Optional(json, "session", e.Mcp.Session);
+                if (e.Kind == "mcp.call")
+                {
+                    json.WriteNumber("duration_ms", e.Mcp.DurationMs);
+                    Optional(json, "error", e.Mcp.Error);
+                }
+
+                break;
             case Event.BodyOneofCase.None:
             default:
                 break;

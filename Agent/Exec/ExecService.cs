@@ -17,7 +17,10 @@ internal sealed class ExecService(ChildReaper reaper, PipePump pump, AgentEnviro
     /// <summary>After the command exits, how long to keep reading pipes that background children hold open.</summary>
     private static readonly TimeSpan DrainAfterExit = TimeSpan.FromMilliseconds(100);
 
-    public async Task<ExecResponse> ExecAsync(ExecRequest request, CallContext context)
+    public Task<ExecResponse> ExecAsync(ExecRequest request, CallContext context) => RunAsync(request, context.CancellationToken);
+
+    /// <summary>Runs one command (also for the MCP <c>exec</c> tool); cancelling kills its process group.</summary>
+    public async Task<ExecResponse> RunAsync(ExecRequest request, CancellationToken cancellationToken)
     {
         if (string.IsNullOrEmpty(request.Command))
         {
@@ -73,7 +76,7 @@ internal sealed class ExecService(ChildReaper reaper, PipePump pump, AgentEnviro
 
         var timedOut = false;
         using var timeout = request.TimeoutMs > 0 ? new CancellationTokenSource(TimeSpan.FromMilliseconds(request.TimeoutMs)) : new CancellationTokenSource();
-        using var kill = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, context.CancellationToken);
+        using var kill = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
         int status;
         await using (kill.Token.Register(() =>
         {

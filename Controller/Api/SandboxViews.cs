@@ -18,7 +18,9 @@ internal static class SandboxViews
         record.CommandsExecuted,
         record.Error,
         usage,
-        record.Config.Fs.Select(m => new FsView(m.Backend, m.Mount, (m.Acls ?? [new(m.Mount + "/**", "rw")]).Select(a => new FsAclView(a.Path, a.Access)).ToList(), m.Root)).ToList());
+        record.Config.Fs.Select(m => new FsView(m.Backend, m.Mount, (m.Acls ?? [new(m.Mount + "/**", "rw")]).Select(a => new FsAclView(a.Path, a.Access)).ToList(), m.Root)).ToList(),
+        Url(record.Name),
+        McpUrl(record.Name));
 
     public static SandboxSummary Summary(SandboxRecord record, DateTimeOffset now) => new(
         record.Name,
@@ -33,7 +35,15 @@ internal static class SandboxViews
         record.Config.Network,
         Iso(record.CreatedAt),
         Iso(record.ExpiresAt),
-        record.Error);
+        record.Error,
+        Url(record.Name),
+        McpUrl(record.Name));
+
+    /// <summary>Port 8080 of the sandbox through the Controller (the default image's MCP server; any port works the same way).</summary>
+    public static string Url(string name) => $"/api/v1/hiveboxes/{name}/proxy/8080/";
+
+    /// <summary>The sandbox's MCP endpoint (Streamable HTTP).</summary>
+    public static string McpUrl(string name) => $"/api/v1/hiveboxes/{name}/mcp";
 
     private static long UptimeSeconds(SandboxRecord record, DateTimeOffset now) => Math.Max(0, (long)(now - record.CreatedAt).TotalSeconds);
 
@@ -61,7 +71,9 @@ internal sealed record SandboxDetail(
     long CommandsExecuted,
     string? Error,
     LiveUsage? Usage,
-    IReadOnlyList<FsView> Fs);
+    IReadOnlyList<FsView> Fs,
+    string Url,
+    string McpUrl);
 
 /// <summary>A workspace as configured; omitted ACLs show as the default they stand for.</summary>
 internal sealed record FsView(string Backend, string Mount, IReadOnlyList<FsAclView> Acls, string? Root);
@@ -81,7 +93,9 @@ internal sealed record SandboxSummary(
     string Network,
     string CreatedAt,
     string ExpiresAt,
-    string? Error);
+    string? Error,
+    string Url,
+    string McpUrl);
 
 internal sealed record SandboxList(IReadOnlyList<SandboxSummary> Sandboxes, int Total);
 

@@ -30,6 +30,7 @@ internal sealed partial class SandboxManager(
     ControllerOptions options,
     TimeProvider time,
     Events.ControllerSpools spools,
+    Mcp.AgentHttp agents,
     ILogger<SandboxManager> logger)
 {
     private static readonly TimeSpan StatusTimeout = TimeSpan.FromSeconds(3);
@@ -295,6 +296,7 @@ internal sealed partial class SandboxManager(
         {
             clients.Forget(name);
             spools.Forget(name);
+            agents.Forget(name);
         }
 
         await WaitForExitAsync(sbxdPid, TimeSpan.FromSeconds(10));

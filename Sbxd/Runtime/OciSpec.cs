@@ -36,7 +36,11 @@ internal static class OciSpec
             {
                 ["terminal"] = false,
                 ["user"] = new JsonObject { ["uid"] = 0, ["gid"] = 0 },
-                ["args"] = new JsonArray("/.hive/agent/hive-agent", "--listen-fd", "3"),
+                // The default image's MCP server also listens on :8080 inside the sandbox (sandbox.url);
+                // another image's entrypoint owns that port.
+                ["args"] = spec.Image == "base"
+                    ? new JsonArray("/.hive/agent/hive-agent", "--listen-fd", "3", "--mcp-port", "8080")
+                    : new JsonArray("/.hive/agent/hive-agent", "--listen-fd", "3"),
                 ["env"] = new JsonArray(env.Select(e => (JsonNode)e).ToArray()),
                 ["cwd"] = "/",
                 ["capabilities"] = new JsonObject
