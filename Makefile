@@ -26,6 +26,8 @@ images: deps
 	@./bundle-images.sh
 
 up: build images
+	@echo "==> up: linking hive and hivebox into /usr/local/bin"
+	@ln -sf "$(HIVE_OUT)/cli/hive" /usr/local/bin/hive && ln -sf "$(HIVE_OUT)/cli/hive" /usr/local/bin/hivebox
 	@echo "==> up: starting the Controller (Ctrl-C stops it; sandboxes keep running and are re-adopted on the next start)"
 	@exec "$(HIVE_OUT)/cli/hive" daemon --image-dir "$(HIVE_IMAGE_CACHE)"
 
@@ -34,6 +36,8 @@ test: build images
 
 bench: build images
 	@bench/exec-latency
+	@bench/fuse
+	@bench/events
 
 clean:
 	rm -rf out */bin */obj tests/*/bin tests/*/obj

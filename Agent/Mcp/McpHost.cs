@@ -16,6 +16,16 @@ namespace Hive.Agent.Mcp;
 /// </summary>
 internal static class McpHost
 {
+    /// <summary>
+    /// Results keep their null fields: the output schemas declare every field (nullable ones as
+    /// <c>[T, "null"]</c>), and clients that validate structured content (the TypeScript SDK does)
+    /// reject an object that leaves one out.
+    /// </summary>
+    private static readonly System.Text.Json.JsonSerializerOptions ResultJson = new(ModelContextProtocol.McpJsonUtilities.DefaultOptions)
+    {
+        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.Never,
+    };
+
     public static void Configure(WebApplicationBuilder builder, ExecService exec, int? port)
     {
         builder.Services.AddSingleton(exec);
@@ -28,7 +38,7 @@ internal static class McpHost
             // Clients that use the initialize handshake (today's SDKs) get a session (Mcp-Session-Id,
             // DELETE ends it); clients of the 2026-07-28 revision are served statelessly.
             .WithHttpTransport(options => options.SessionMode = ModelContextProtocol.AspNetCore.HttpServerSessionMode.StatefulForInitializeClients)
-            .WithTools<SandboxTools>()
+            .WithTools<SandboxTools>(ResultJson)
             .WithRequestFilters(filters => filters.AddCallToolFilter(ArgumentValidator.Filter));
         if (port is { } tcp)
         {

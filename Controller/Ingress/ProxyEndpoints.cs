@@ -171,8 +171,14 @@ internal static class ProxyEndpoints
         using var done = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
         var toSandbox = PumpAsync(client, upstream, n => audit.BytesIn += n, done.Token);
         var toClient = PumpAsync(upstream, client, n => audit.BytesOut += n, done.Token);
-        await Task.WhenAny(toSandbox, toClient);
-        await done.CancelAsync();
+        // One side closing is passed on; give the other side a moment to answer its close.
+        var first = await Task.WhenAny(toSandbox, toClient);
+        var other = first == toSandbox ? toClient : toSandbox;
+        if (first.IsFaulted || await Task.WhenAny(other, Task.Delay(TimeSpan.FromSeconds(5), http.RequestAborted)) != other)
+        {
+            await done.CancelAsync();
+        }
+
         try
         {
             await Task.WhenAll(toSandbox, toClient);

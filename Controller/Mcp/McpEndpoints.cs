@@ -19,8 +19,11 @@ internal static partial class McpEndpoints
 {
     private const int MaxBody = 64 * 1024 * 1024;
     private const int MaxCapture = 4 * 1024 * 1024;
-    private static readonly string[] RequestHeaders = ["Accept", "Content-Type", "Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-ID"];
-    private static readonly string[] ResponseHeaders = ["Content-Type", "Mcp-Session-Id", "Cache-Control", "Mcp-Protocol-Version"];
+    /// <summary>Never forwarded: the Controller's credentials and hop-by-hop headers. Everything else (Mcp-*, Accept, Last-Event-ID, …) is.</summary>
+    private static readonly HashSet<string> NotForwarded = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Authorization", "Cookie", "Host", "Connection", "Keep-Alive", "Transfer-Encoding", "TE", "Trailer", "Upgrade", "Proxy-Authorization", "Proxy-Connection", "Content-Length",
+    };
 
     public static void MapMcpEndpoints(this IEndpointRouteBuilder app)
     {
@@ -57,14 +60,11 @@ internal static partial class McpEndpoints
                 request.Content = new ByteArrayContent(body);
             }
 
-            foreach (var header in RequestHeaders)
+            foreach (var (header, value) in http.Request.Headers)
             {
-                if (http.Request.Headers.TryGetValue(header, out var value))
+                if (!NotForwarded.Contains(header) && !request.Headers.TryAddWithoutValidation(header, (IEnumerable<string?>)value))
                 {
-                    if (!request.Headers.TryAddWithoutValidation(header, (IEnumerable<string?>)value))
-                    {
-                        request.Content?.Headers.TryAddWithoutValidation(header, (IEnumerable<string?>)value);
-                    }
+                    request.Content?.Headers.TryAddWithoutValidation(header, (IEnumerable<string?>)value);
                 }
             }
 
@@ -82,9 +82,9 @@ internal static partial class McpEndpoints
             using (response)
             {
                 http.Response.StatusCode = (int)response.StatusCode;
-                foreach (var header in ResponseHeaders)
+                foreach (var (header, values) in response.Headers.Concat(response.Content.Headers))
                 {
-                    if (response.Headers.TryGetValues(header, out var values) || response.Content.Headers.TryGetValues(header, out values))
+                    if (!NotForwarded.Contains(header))
                     {
                         http.Response.Headers[header] = values.ToArray();
                     }
