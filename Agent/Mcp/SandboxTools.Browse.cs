@@ -23,7 +23,9 @@ internal sealed partial class SandboxTools
         return ToolPaths.Guard(dir, () => List(dir, sizes: false));
     }
 
-    public sealed record SizedListing(string path, IReadOnlyList<Entry> entries, bool truncated, int files, int directories, long total_bytes, string total);
+    public sealed record SizedEntry(string name, string type, long? size, string? size_human);
+
+    public sealed record SizedListing(string path, IReadOnlyList<SizedEntry> entries, bool truncated, int files, int directories, long total_bytes, string total);
 
     [McpServerTool(Name = "list_directory_with_sizes", Title = "List a directory with sizes", ReadOnly = true, OpenWorld = false, UseStructuredContent = true)]
     [Description("Lists one directory with each file's size (human-readable in the text, bytes in the structured result) and totals.")]
@@ -43,7 +45,8 @@ internal sealed partial class SandboxTools
             var entries = sort_by == "size" ? listing.entries.OrderByDescending(e => e.size ?? -1).ThenBy(e => e.name, StringComparer.Ordinal).ToList() : listing.entries;
             var files = entries.Count(e => e.type == "file");
             var total = entries.Sum(e => e.size ?? 0);
-            return new SizedListing(dir, entries, listing.truncated, files, entries.Count(e => e.type == "directory"), total, ToolPaths.HumanSize(total));
+            var sized = entries.Select(e => new SizedEntry(e.name, e.type, e.size, e.size is { } n ? ToolPaths.HumanSize(n) : null)).ToList();
+            return new SizedListing(dir, sized, listing.truncated, files, entries.Count(e => e.type == "directory"), total, ToolPaths.HumanSize(total));
         });
     }
 

@@ -61,10 +61,10 @@ public sealed class McpTests : SharedControllerFixture
         Assert.That(run.Output, Does.Match(@"ok \d{3} checks"));
 
         // Every tool call is on record, before (mcp.started) and with its outcome (mcp.call).
-        // check-tools.mjs makes 44 tool calls.
-        var calls = (await Controller.WaitForEventsAsync(_name, e => e.Count >= before.Count + 44, kind: "mcp.call")).Skip(before.Count).ToList();
+        // check-tools.mjs makes 53 tool calls.
+        var calls = (await Controller.WaitForEventsAsync(_name, e => e.Count >= before.Count + 53, kind: "mcp.call")).Skip(before.Count).ToList();
         var started = await Controller.EventsAsync(_name, kind: "mcp.started");
-        Assert.That(calls, Has.Count.EqualTo(44));
+        Assert.That(calls, Has.Count.EqualTo(53));
         Assert.That(started.Count, Is.GreaterThanOrEqualTo(calls.Count + before.Count));
         Assert.That(calls.Select(c => c.GetProperty("tool").GetString()).Distinct().Count(), Is.EqualTo(14), "all 14 tools were called");
         var denied = calls.Single(c => c.GetProperty("tool").GetString() == "read_file" && c.GetProperty("arguments").GetString()!.Contains("/workspace/secrets/token", StringComparison.Ordinal));

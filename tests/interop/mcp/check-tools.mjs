@@ -114,6 +114,15 @@ try {
   r = await ok("glob", { pattern: "**/*.txt", path: "/workspace" });
   check(r.structuredContent.paths.includes(`${dir}/a.txt`) && !r.structuredContent.paths.some((p) => p.includes("secrets")), "glob");
   await fails("glob", { pattern: "{a,b}.txt", path: dir }, /invalid pattern/);
+  await ok("write_file", { path: `${dir}/.gitignore`, content: "# build output\nignored/\n*.log\n!keep.log\n" });
+  for (const f of ["ignored/x.txt", "debug.log", "keep.log", "src/main.ts", "src/util.ts"]) await ok("write_file", { path: `${dir}/${f}`, content: f });
+  r = await ok("glob", { pattern: "**/*", path: dir, respect_gitignore: true });
+  const seen = r.structuredContent.paths.map((p) => p.slice(dir.length + 1));
+  check(seen.includes("keep.log") && seen.includes("src/main.ts") && !seen.includes("debug.log") && !seen.some((p) => p.startsWith("ignored")), `glob honours .gitignore: ${seen}`);
+  r = await ok("glob", { pattern: "**/*.ts", path: dir });
+  assert.deepEqual(r.structuredContent.paths, [`${dir}/src/main.ts`, `${dir}/src/util.ts`]); checks++;
+  r = await ok("glob", { pattern: "*.log", path: dir });
+  check(r.structuredContent.paths.length === 2, "glob without gitignore sees everything");
 
   // get_file_info, list_directory_with_sizes
   r = await ok("get_file_info", { path: `${dir}/a.txt` });
@@ -121,7 +130,9 @@ try {
   await fails("get_file_info", { path: `${dir}/nope` }, /no such file/);
   await ok("write_file", { path: `${dir}/big.bin`, content: "x".repeat(3000) });
   r = await ok("list_directory_with_sizes", { path: dir, sort_by: "size" });
-  check(r.structuredContent.entries[0].name === "big.bin" && r.structuredContent.total_bytes === 3018 && r.structuredContent.total === "2.9 KB", `sizes ${JSON.stringify(r.structuredContent)}`);
+  const big = r.structuredContent.entries[0];
+  const totalBytes = r.structuredContent.entries.reduce((n, e) => n + (e.size ?? 0), 0);
+  check(big.name === "big.bin" && big.size === 3000 && big.size_human === "2.9 KB" && r.structuredContent.total_bytes === totalBytes && r.structuredContent.files >= 2, `sizes ${JSON.stringify(r.structuredContent)}`);
   await fails("list_directory_with_sizes", { path: dir, sort_by: "colour" }, /sort_by/);
 
   // move_file
