@@ -56,6 +56,9 @@ app.MapUnary<ExecRequest, ExecResponse>("/hive.v1.Agent/Exec", exec.ExecAsync);
 app.MapServerStreaming<ReadFileRequest, FileChunk>("/hive.v1.Agent/ReadFile", files.ReadAsync);
 app.MapClientStreaming<WriteFileRequest, WriteFileResponse>("/hive.v1.Agent/WriteFile", files.WriteAsync);
 app.MapUnary<ListFilesRequest, ListFilesResponse>("/hive.v1.Agent/ListFiles", files.ListAsync);
+var streams = new ExecStreamService(reaper, environment);
+app.MapServerStreaming<ExecRequest, ExecStreamEvent>("/hive.v1.Agent/ExecStream", streams.RunAsync);
+app.MapUnary<ExecInputRequest, ExecInputResponse>("/hive.v1.Agent/ExecInput", streams.InputAsync);
 app.MapUnary<PingRequest, PingResponse>("/hive.v1.Agent/Ping", (_, _) => Task.FromResult(new PingResponse
 {
     Pid = Environment.ProcessId,

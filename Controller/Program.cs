@@ -70,6 +70,7 @@ app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSecond
 app.MapGet("/healthz", () => Results.Text("ok"));
 app.MapSandboxEndpoints();
 app.MapExecEndpoints();
+app.MapExecStreamEndpoints();
 app.MapFileEndpoints();
 Hive.Controller.Events.EventsEndpoints.MapEventsEndpoints(app);
 Hive.Controller.Analytics.AnalyticsEndpoints.MapAnalyticsEndpoints(app);

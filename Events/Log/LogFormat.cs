@@ -50,6 +50,59 @@ public static class LogFormat
         BinaryPrimitives.WriteUInt32LittleEndian(header[4..], crc.GetCurrentHashAsUInt32());
     }
 
+    /// <summary>
+    /// The <c>ts_unix_us</c> of an encoded event (field 2), read without decoding the whole
+    /// message; 0 if absent. Batches are ordered by it, so causality holds across producers.
+    /// </summary>
+    public static long TimestampOf(ReadOnlySpan<byte> payload)
+    {
+        var at = 0;
+        while (at < payload.Length)
+        {
+            var tag = ReadVarint(payload, ref at);
+            switch (tag & 7)
+            {
+                case 0:
+                    var value = ReadVarint(payload, ref at);
+                    if (tag >> 3 == 2)
+                    {
+                        return (long)value;
+                    }
+
+                    break;
+                case 1:
+                    at += 8;
+                    break;
+                case 2:
+                    at += (int)ReadVarint(payload, ref at);
+                    break;
+                case 5:
+                    at += 4;
+                    break;
+                default:
+                    return 0;
+            }
+        }
+
+        return 0;
+    }
+
+    private static ulong ReadVarint(ReadOnlySpan<byte> data, ref int at)
+    {
+        ulong result = 0;
+        for (var shift = 0; at < data.Length && shift < 64; shift += 7)
+        {
+            var b = data[at++];
+            result |= (ulong)(b & 0x7F) << shift;
+            if ((b & 0x80) == 0)
+            {
+                break;
+            }
+        }
+
+        return result;
+    }
+
     /// <summary>Parses the record at the start of <paramref name="data"/>; false when incomplete or corrupt.</summary>
     public static bool TryRead(ReadOnlySpan<byte> data, out ulong seq, out int payloadOffset, out int payloadLength, out bool corrupt)
     {

@@ -48,14 +48,45 @@ internal sealed partial class EventIngest : IDisposable
         Directory.CreateDirectory(spoolDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         _log = EventLog.Open(eventsDir, options);
         _spools = new SpoolConsumer(spoolDir);
-        foreach (var (source, position) in _log.Checkpoint)
+
+        // The checkpoint names the spool directory it belongs to: a sandbox created again under the
+        // same name continues the log but starts with fresh (empty) spools, read from the start.
+        var epoch = SpoolEpoch(spoolDir);
+        _spools.Positions[EpochKey] = epoch;
+        if (_log.Checkpoint.TryGetValue(EpochKey, out var logged) && logged == epoch)
         {
-            _spools.Positions[source] = position;
+            foreach (var (source, position) in _log.Checkpoint)
+            {
+                _spools.Positions[source] = position;
+            }
+        }
+        else
+        {
+            _log.Checkpoint.Clear(); // the previous incarnation's positions mean nothing for these spools
         }
 
         LastSeq = _log.LastSeq;
         _thread = new Thread(Run) { IsBackground = true, Name = "event-ingest" };
         _thread.Start();
+    }
+
+    /// <summary>Checkpoint key of the spool directory's identity (not a valid source name, so never a producer).</summary>
+    private const string EpochKey = "#epoch";
+
+    /// <summary>A random identity of the spool directory, created with it.</summary>
+    private static ulong SpoolEpoch(string spoolDir)
+    {
+        var file = Path.Combine(spoolDir, ".epoch");
+        if (File.Exists(file) && ulong.TryParse(File.ReadAllText(file).Trim(), System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture, out var existing))
+        {
+            return existing;
+        }
+
+        var epoch = BitConverter.ToUInt64(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+        var temp = file + ".tmp";
+        File.WriteAllText(temp, epoch.ToString("x16", System.Globalization.CultureInfo.InvariantCulture));
+        File.Move(temp, file, overwrite: true);
+        return epoch;
     }
 
     /// <summary>Sequence number of the last durable event.</summary>
@@ -168,6 +199,12 @@ internal sealed partial class EventIngest : IDisposable
                         break;
                     }
 
+                    // Producers are read one after another; order the batch by when things happened, so an
+                    // event that caused another (a file write during a command) comes before it.
+                    var ordered = payloads.Select((p, i) => (Ts: LogFormat.TimestampOf(p.Span), Index: i, Payload: p)).OrderBy(x => x.Ts).ThenBy(x => x.Index).Select(x => x.Payload).ToList();
+                    payloads.Clear();
+                    payloads.AddRange(ordered);
+
                     try
                     {
                         LastSeq = _log.Append(payloads, _spools.Positions);
@@ -175,11 +212,14 @@ internal sealed partial class EventIngest : IDisposable
                     catch (IOException ex)
                     {
                         // Not durable: read the same spool records again next time; fail Sbxd's own events.
+                        var epoch = _spools.Positions[EpochKey];
                         _spools.Positions.Clear();
                         foreach (var (source, position) in _log.Checkpoint)
                         {
                             _spools.Positions[source] = position;
                         }
+
+                        _spools.Positions[EpochKey] = epoch;
 
                         foreach (var (_, done) in own)
                         {

@@ -208,6 +208,15 @@ public sealed class LogTests
     }
 
     [Test]
+    public void The_timestamp_is_read_from_an_encoded_event_without_decoding_it()
+    {
+        var e = new Event { TsUnixUs = 1_796_159_633_123_456, Kind = "fs.read", Decision = "allow", Fs = new FsEvent { Path = "/x", Bytes = 7 } };
+        Assert.That(LogFormat.TimestampOf(e.ToByteArray()), Is.EqualTo(1_796_159_633_123_456));
+        Assert.That(LogFormat.TimestampOf(new Event { Kind = "x" }.ToByteArray()), Is.Zero);
+        Assert.That(LogFormat.TimestampOf([0xFF, 0xFF]), Is.Zero, "garbage does not throw");
+    }
+
+    [Test]
     public void Filters_match_kinds_and_decisions_at_boundaries()
     {
         Assert.That(EventFilter.TryParse("fs,net.http", "deny", out var filter, out _), Is.True);

@@ -21,6 +21,37 @@ internal static class Host
         return (process.ExitCode, await stdout, await stderr);
     }
 
+    /// <summary>Runs a program in <paramref name="cwd"/> with extra environment; kills it (and its children) on timeout.</summary>
+    public static async Task<(int Code, string Stdout, string Output)> RunWithEnvAsync(string file, IReadOnlyList<string> args, string cwd, TimeSpan timeout, Dictionary<string, string> env)
+    {
+        var start = new ProcessStartInfo(file) { WorkingDirectory = cwd, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        foreach (var (key, value) in env)
+        {
+            start.Environment[key] = value;
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await process.WaitForExitAsync().WaitAsync(timeout);
+        }
+        catch (TimeoutException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+
+        var output = await stdout;
+        return (process.ExitCode, output, output + await stderr);
+    }
+
     /// <summary>Everything of sandbox <paramref name="name"/> that still exists on the host; empty when it is fully gone.</summary>
     public static async Task<List<string>> LeftoversAsync(string name, string stateDir)
     {

@@ -255,33 +255,6 @@ public sealed class McpTests : SharedControllerFixture
         return request;
     }
 
-    private static async Task<(int Code, string Stdout, string Output)> RunAsync(string file, string[] args, string cwd, TimeSpan timeout, Dictionary<string, string>? env = null)
-    {
-        var start = new ProcessStartInfo(file) { WorkingDirectory = cwd, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        foreach (var (key, value) in env ?? [])
-        {
-            start.Environment[key] = value;
-        }
-
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        try
-        {
-            await process.WaitForExitAsync().WaitAsync(timeout);
-        }
-        catch (TimeoutException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-
-        var output = await stdout;
-        return (process.ExitCode, output, output + await stderr);
-    }
+    private static Task<(int Code, string Stdout, string Output)> RunAsync(string file, string[] args, string cwd, TimeSpan timeout, Dictionary<string, string>? env = null) =>
+        Host.RunWithEnvAsync(file, args, cwd, timeout, env ?? []);
 }

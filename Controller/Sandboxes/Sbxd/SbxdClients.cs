@@ -30,6 +30,13 @@ internal sealed class SbxdClients(SbxdLauncher launcher) : IDisposable
         return response;
     }
 
+    /// <summary>Streamed exec, straight to the agent like <see cref="ExecAsync"/>: started, output chunks, exit.</summary>
+    public IAsyncEnumerable<ExecStreamEvent> ExecStreamAsync(string name, ExecRequest request, CancellationToken cancellationToken) =>
+        AgentChannel(name).ServerStreamingAsync<ExecRequest, ExecStreamEvent>(AgentService + "ExecStream", request, new CallOptions(null, cancellationToken));
+
+    public Task<ExecInputResponse> ExecInputAsync(string name, ExecInputRequest request, CancellationToken cancellationToken) =>
+        AgentChannel(name).UnaryAsync<ExecInputRequest, ExecInputResponse>(AgentService + "ExecInput", request, new CallOptions(TimeSpan.FromMinutes(5), cancellationToken));
+
     public IAsyncEnumerable<FileChunk> ReadFileAsync(string name, string path, CancellationToken cancellationToken) =>
         Channel(name).ServerStreamingAsync<ReadFileRequest, FileChunk>(Service + "ReadFile", new ReadFileRequest { Path = path }, new CallOptions(null, cancellationToken));
 

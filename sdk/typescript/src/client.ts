@@ -1,0 +1,40 @@
+import type { SandboxConfig, SandboxInfo } from "./types.js";
+import { Http, type HiveOptions } from "./http.js";
+import { Sandbox } from "./sandbox.js";
+
+/** A connection to a Hive Controller. */
+export class Hive {
+  readonly #http: Http;
+
+  constructor(options: HiveOptions = {}) {
+    this.#http = new Http(options);
+  }
+
+  get url(): string {
+    return this.#http.baseUrl;
+  }
+
+  /**
+   * The sandbox called `name`, created with `config` if it does not exist. Idempotent: if it
+   * exists with a different configuration, a PolicyError says what differs.
+   */
+  async getOrCreateSandbox(name: string, config: SandboxConfig = {}): Promise<Sandbox> {
+    const info = await this.#http.json<SandboxInfo>("PUT", `/api/v1/hiveboxes/${encodeURIComponent(name)}`, { name, ...config });
+    return new Sandbox(this.#http, info);
+  }
+
+  /** Creates a sandbox (a random name unless `name` is given); a PolicyError if the name is taken. */
+  async createSandbox(config: SandboxConfig & { name?: string } = {}): Promise<Sandbox> {
+    return new Sandbox(this.#http, await this.#http.json<SandboxInfo>("POST", "/api/v1/hiveboxes", config));
+  }
+
+  /** An existing sandbox; NotFoundError if there is none. */
+  async getSandbox(name: string): Promise<Sandbox> {
+    return new Sandbox(this.#http, await this.#http.json<SandboxInfo>("GET", `/api/v1/hiveboxes/${encodeURIComponent(name)}`));
+  }
+
+  async listSandboxes(): Promise<Sandbox[]> {
+    const r = await this.#http.json<{ sandboxes: SandboxInfo[] }>("GET", "/api/v1/hiveboxes");
+    return r.sandboxes.map((s) => new Sandbox(this.#http, s));
+  }
+}
