@@ -1,6 +1,7 @@
-# A tiny server inside the sandbox: GET /events streams three Server-Sent Events half a second apart;
-# GET / answers "hello from port N". Used by McpTests to prove sandbox.url streams.
-import http.server, sys, time
+# A tiny server inside the sandbox: GET /events sends one Server-Sent Event, waits until /tmp/go
+# exists, then sends two more; GET / answers "hello from port N". Used by McpTests to prove that
+# sandbox.url streams (the first event arrives while the response is still open).
+import http.server, os, sys, time
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -15,7 +16,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             for i in range(3):
                 self.wfile.write(f"id: {i}\ndata: tick {i}\n\n".encode())
                 self.wfile.flush()
-                time.sleep(0.5)
+                while i == 0 and not os.path.exists("/tmp/go"):
+                    time.sleep(0.05)
             self.close_connection = True
             return
         body = f"hello from port {sys.argv[1]} path {self.path} auth={self.headers.get('Authorization')}".encode()
