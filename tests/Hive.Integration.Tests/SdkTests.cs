@@ -154,10 +154,28 @@ public sealed class SdkTests : SharedControllerFixture
         Assert.That(test.Code, Is.Zero, test.Output);
         Assert.That(test.Output, Does.Contain("ℹ pass 7").And.Contain("ℹ fail 0"));
 
-        // npm pack produces an installable package with the compiled code and its types.
-        var pack = await Host.RunWithEnvAsync("npm", ["pack", "--dry-run", "--json"], dir, TimeSpan.FromMinutes(2), []);
-        Assert.That(pack.Code, Is.Zero, pack.Output);
-        Assert.That(pack.Output, Does.Contain("dist/index.js").And.Contain("dist/index.d.ts").And.Contain("README.md"));
+        // npm pack produces a package that installs into another project and imports by name.
+        var project = Directory.CreateTempSubdirectory("hive-npm-install-").FullName;
+        try
+        {
+            var pack = await Host.RunWithEnvAsync("npm", ["pack", "--pack-destination", project], dir, TimeSpan.FromMinutes(2), []);
+            Assert.That(pack.Code, Is.Zero, pack.Output);
+            var tarball = Directory.GetFiles(project, "hive-*.tgz").Single();
+            await File.WriteAllTextAsync(Path.Combine(project, "package.json"), """{"name": "uses-hive", "private": true, "type": "module"}""");
+            await NpmAsync(project, "install", "--no-audit", "--no-fund", "--loglevel=error", tarball);
+            await File.WriteAllTextAsync(Path.Combine(project, "check.mjs"), """
+                import * as hive from "hive";
+                const sandboxes = await hive.listSandboxes();
+                console.log(typeof hive.getOrCreateSandbox, typeof hive.NotFoundError, Array.isArray(sandboxes));
+                """);
+            var run = await Host.RunWithEnvAsync("node", ["check.mjs"], project, TimeSpan.FromMinutes(1), new() { ["HIVE_URL"] = Controller.BaseAddress.ToString(), ["HIVEBOX_API_KEY"] = Key });
+            Assert.That(run.Stdout.Trim(), Is.EqualTo("function function true"), run.Output);
+            Assert.That(File.Exists(Path.Combine(project, "node_modules", "hive", "dist", "index.d.ts")), "the type declarations ship");
+        }
+        finally
+        {
+            Directory.Delete(project, recursive: true);
+        }
     }
 
     [Test]
@@ -191,9 +209,27 @@ public sealed class SdkTests : SharedControllerFixture
             var pack = await Host.RunWithEnvAsync("dotnet", ["pack", Path.Combine(Paths.Repo, "sdk", "csharp", "Hive.Client"), "-c", "Release", "-o", output, "--nologo"], Paths.Repo, TimeSpan.FromMinutes(4), []);
             Assert.That(pack.Code, Is.Zero, pack.Output);
             var package = Path.Combine(output, "Hive.Client.0.1.0.nupkg");
-            using var zip = System.IO.Compression.ZipFile.OpenRead(package);
-            var entries = zip.Entries.Select(e => e.FullName).ToList();
-            Assert.That(entries, Does.Contain("lib/net10.0/Hive.Client.dll").And.Contain("lib/net10.0/Hive.Client.xml").And.Contain("README.md"));
+            using (var zip = System.IO.Compression.ZipFile.OpenRead(package))
+            {
+                var entries = zip.Entries.Select(e => e.FullName).ToList();
+                Assert.That(entries, Does.Contain("lib/net10.0/Hive.Client.dll").And.Contain("lib/net10.0/Hive.Client.xml").And.Contain("README.md"));
+            }
+
+            // It installs into a new project from that folder and the program runs against the Controller.
+            var app = Path.Combine(output, "app");
+            Directory.CreateDirectory(app);
+            await File.WriteAllTextAsync(Path.Combine(app, "app.csproj"), $"""
+                <Project Sdk="Microsoft.NET.Sdk">
+                  <PropertyGroup><OutputType>Exe</OutputType><TargetFramework>net10.0</TargetFramework><ImplicitUsings>enable</ImplicitUsings><RestoreSources>{output};$(RestoreSources)</RestoreSources></PropertyGroup>
+                  <ItemGroup><PackageReference Include="Hive.Client" Version="0.1.0" /></ItemGroup>
+                </Project>
+                """);
+            await File.WriteAllTextAsync(Path.Combine(app, "Program.cs"), """
+                using var hive = new Hive.Client.HiveClient();
+                Console.WriteLine((await hive.ListSandboxesAsync()).Count >= 0 ? "installed and working" : "?");
+                """);
+            var run = await Host.RunWithEnvAsync("dotnet", ["run", "-c", "Release", "--property:NuGetAudit=false"], app, TimeSpan.FromMinutes(4), new() { ["HIVE_URL"] = Controller.BaseAddress.ToString(), ["HIVEBOX_API_KEY"] = Key, ["NUGET_PACKAGES"] = Path.Combine(output, "nuget-cache") });
+            Assert.That(run.Stdout.Trim(), Is.EqualTo("installed and working"), run.Output);
         }
         finally
         {
