@@ -168,7 +168,8 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
             Renamed(from, to, exchange: (flags & 2) != 0);
         }
 
-        return Done("rename", logical, decision, rc, 0, start, logicalTo);
+        rc = Done("rename", logical, decision, rc, 0, start, logicalTo);
+        return rc == 0 && (flags & 2) == 0 && !ArtifactRenamed(logical, logicalTo, to) ? -Libc.EIO : rc;
     }
 
     public int Link(string from, string to)
@@ -456,6 +457,42 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         }
     }
 
+    /// <summary>
+    /// Files just written and closed, by path: a program that saves atomically (temporary file,
+    /// then rename — editors, the files API, write_file) gets an artifact under the final name too.
+    /// </summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (long Size, string? Sha256)> _closedArtifacts = new(StringComparer.Ordinal);
+
+    private bool Artifact(string logical, long size, string? sha256)
+    {
+        if (_closedArtifacts.Count > 4096)
+        {
+            _closedArtifacts.Clear(); // bounded: only the most recent saves matter
+        }
+
+        _closedArtifacts[logical] = (size, sha256);
+        return audit.TryRecordArtifact(logical, size, sha256);
+    }
+
+    /// <summary>After a rename: the artifact follows the file to its new name if it is still what was recorded.</summary>
+    private bool ArtifactRenamed(string logicalFrom, string logicalTo, string to)
+    {
+        if (!_closedArtifacts.TryRemove(logicalFrom, out var artifact))
+        {
+            return true;
+        }
+
+        var stat = default(Stat);
+        var (dirFd, name, error) = tree.Parent(to);
+        var same = error == 0 && Libc.fstatat(dirFd, name, &stat, Libc.AT_SYMLINK_NOFOLLOW) == 0 && stat.Size == artifact.Size && (stat.Mode & 0xF000) == 0x8000;
+        if (error == 0)
+        {
+            tree.Release(dirFd);
+        }
+
+        return !same || Artifact(logicalTo, artifact.Size, artifact.Sha256);
+    }
+
     private bool Hash(int fd, string logical)
     {
         using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
@@ -483,7 +520,7 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
                 }
             }
 
-            return audit.TryRecordArtifact(logical, offset, Convert.ToHexStringLower(sha.GetHashAndReset()));
+            return Artifact(logical, offset, Convert.ToHexStringLower(sha.GetHashAndReset()));
         }
         finally
         {

@@ -111,6 +111,14 @@ public sealed class PosixSurfaceTests
         var small = artifacts.Single(e => e.GetProperty("kind").GetString() == "artifact.written" && e.GetProperty("path").GetString() == "/workspace/small.txt");
         Assert.That(small.GetProperty("sha256").GetString(), Is.EqualTo(Convert.ToHexStringLower(SHA256.HashData("hello"u8))));
         Assert.That(artifacts.Count(e => e.GetProperty("kind").GetString() == "artifact.written"), Is.EqualTo(2), "one per written file, none for reads");
+
+        // Saved atomically (temporary file, then rename, as editors do): the artifact also gets the final name.
+        await File.WriteAllTextAsync(fs.M(".report.md.tmp"), "# report");
+        File.Move(fs.M(".report.md.tmp"), fs.M("report.md"));
+        var saved = await WaitForAsync(fs, events => events.Any(e => e.GetProperty("kind").GetString() == "artifact.written" && e.GetProperty("path").GetString() == "/workspace/report.md"));
+        var final = saved.Single(e => e.GetProperty("kind").GetString() == "artifact.written" && e.GetProperty("path").GetString() == "/workspace/report.md");
+        Assert.That(final.GetProperty("sha256").GetString(), Is.EqualTo(Convert.ToHexStringLower(SHA256.HashData("# report"u8))));
+        Assert.That(saved.FindIndex(e => e.GetProperty("kind").GetString() == "fs.rename"), Is.LessThan(saved.IndexOf(final)), "recorded after the rename");
     }
 
     [Test]
