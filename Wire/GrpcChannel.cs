@@ -40,25 +40,28 @@ public sealed class GrpcChannel : IDisposable
     public static GrpcChannel ForUnixSocket(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var endpoint = new UnixDomainSocketEndPoint(path);
-        var handler = new SocketsHttpHandler
-        {
-            ConnectCallback = async (_, ct) =>
-            {
-                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                try
-                {
-                    await socket.ConnectAsync(endpoint, ct);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        };
+        var handler = new SocketsHttpHandler { ConnectCallback = UnixSocketConnector(path) };
         return new GrpcChannel(handler, new Uri("http://localhost"), path);
+    }
+
+    /// <summary>A <see cref="SocketsHttpHandler.ConnectCallback"/> that connects every request to the Unix socket at <paramref name="path"/>.</summary>
+    public static Func<SocketsHttpConnectionContext, CancellationToken, ValueTask<Stream>> UnixSocketConnector(string path)
+    {
+        var endpoint = new UnixDomainSocketEndPoint(path);
+        return async (_, ct) =>
+        {
+            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            try
+            {
+                await socket.ConnectAsync(endpoint, ct);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        };
     }
 
     /// <summary>A channel to <c>http://host:port</c> over TCP (prior-knowledge HTTP/2); for tests and interop.</summary>

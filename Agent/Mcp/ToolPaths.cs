@@ -33,25 +33,9 @@ internal static class ToolPaths
         {
             return action();
         }
-        catch (UnauthorizedAccessException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            throw new McpException($"permission denied: {path}");
-        }
-        catch (FileNotFoundException)
-        {
-            throw new McpException($"no such file: {path}");
-        }
-        catch (DirectoryNotFoundException)
-        {
-            throw new McpException($"no such file or directory: {path}");
-        }
-        catch (PathTooLongException)
-        {
-            throw new McpException($"path too long: {path}");
-        }
-        catch (IOException ex)
-        {
-            throw new McpException($"{path}: {ex.Message}");
+            throw ToolError(path, ex);
         }
     }
 
@@ -61,23 +45,20 @@ internal static class ToolPaths
         {
             return await action();
         }
-        catch (UnauthorizedAccessException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            throw new McpException($"permission denied: {path}");
-        }
-        catch (FileNotFoundException)
-        {
-            throw new McpException($"no such file: {path}");
-        }
-        catch (DirectoryNotFoundException)
-        {
-            throw new McpException($"no such file or directory: {path}");
-        }
-        catch (IOException ex)
-        {
-            throw new McpException($"{path}: {ex.Message}");
+            throw ToolError(path, ex);
         }
     }
+
+    private static McpException ToolError(string path, Exception ex) => ex switch
+    {
+        UnauthorizedAccessException => new McpException($"permission denied: {path}"),
+        FileNotFoundException => new McpException($"no such file: {path}"),
+        DirectoryNotFoundException => new McpException($"no such file or directory: {path}"),
+        PathTooLongException => new McpException($"path too long: {path}"),
+        _ => new McpException($"{path}: {ex.Message}"),
+    };
 
     /// <summary>1536 → "1.5 KB".</summary>
     public static string HumanSize(long bytes)

@@ -84,11 +84,7 @@ internal static class ExecEndpoints
             var name = RouteNames.Require(id);
             var body = await ApiJson.ReadBodyAsync<ExecRequestBody>(http.Request, new ExecRequestBody());
             var request = Validate(body);
-            var record = store.Get(name);
-            if (record.Status != "running")
-            {
-                throw ApiException.Conflict($"sandbox '{name}' is {record.Status}");
-            }
+            store.GetRunning(name);
 
             var exec = new ExecEvent { Id = Guid.NewGuid().ToString("N")[..16], Command = Summarise(request.Command), Cwd = request.Cwd, Via = "api-stream" };
             if (!spools.TryRecord(name, new Event { Kind = "exec.started", Exec = exec }))

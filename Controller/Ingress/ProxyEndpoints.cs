@@ -35,11 +35,7 @@ internal static class ProxyEndpoints
     private static async Task ForwardAsync(string id, string portText, HttpContext http, SandboxStore store, SandboxProxy proxy, ControllerSpools spools)
     {
         var name = RouteNames.Require(id);
-        var record = store.Get(name);
-        if (record.Status != "running")
-        {
-            throw ApiException.Conflict($"sandbox '{name}' is {record.Status}");
-        }
+        store.GetRunning(name);
 
         if (!int.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
         {

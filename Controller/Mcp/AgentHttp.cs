@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Sockets;
 using Hive.Controller.Sandboxes.Sbxd;
 
 namespace Hive.Controller.Mcp;
@@ -15,26 +14,12 @@ internal sealed class AgentHttp(SbxdLauncher launcher) : IDisposable
 
     public HttpMessageInvoker For(string name) => _clients.GetOrAdd(name, static (n, l) =>
     {
-        var endpoint = new UnixDomainSocketEndPoint(Path.Combine(l.StateDir(n), "agent.sock"));
         return new HttpMessageInvoker(new SocketsHttpHandler
         {
             EnableMultipleHttp2Connections = true,
             PooledConnectionIdleTimeout = TimeSpan.FromMinutes(2),
             ConnectTimeout = TimeSpan.FromSeconds(5),
-            ConnectCallback = async (_, ct) =>
-            {
-                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                try
-                {
-                    await socket.ConnectAsync(endpoint, ct);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
+            ConnectCallback = Hive.Wire.GrpcChannel.UnixSocketConnector(Path.Combine(l.StateDir(n), "agent.sock")),
         });
     }, launcher);
 

@@ -30,11 +30,7 @@ internal static partial class McpEndpoints
         app.MapMethods("/api/v1/hiveboxes/{id}/mcp", ["POST", "GET", "DELETE"], async (string id, HttpContext http, SandboxStore store, AgentHttp agents, ControllerSpools spools, ILoggerFactory logs) =>
         {
             var name = RouteNames.Require(id);
-            var record = store.Get(name);
-            if (record.Status != "running")
-            {
-                throw ApiException.Conflict($"sandbox '{name}' is {record.Status}");
-            }
+            store.GetRunning(name);
 
             byte[]? body = null;
             var calls = new List<ToolCall>();

@@ -140,6 +140,13 @@ internal sealed class SandboxStore
 
     public SandboxRecord Get(string name) => Find(name) ?? throw ApiException.SandboxNotFound(name);
 
+    /// <summary>The sandbox, which must be running: 404 if it does not exist, 409 otherwise.</summary>
+    public SandboxRecord GetRunning(string name)
+    {
+        var record = Get(name);
+        return record.Status == LifecycleStatus.Running ? record : throw ApiException.Conflict($"sandbox '{name}' is {record.Status}");
+    }
+
     public IReadOnlyList<SandboxRecord> List()
     {
         using var connection = Open();
