@@ -69,6 +69,7 @@ app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSecond
 
 app.MapGet("/healthz", () => Results.Text("ok"));
 app.MapSandboxEndpoints();
+app.MapSecretEndpoints();
 app.MapExecEndpoints();
 app.MapExecStreamEndpoints();
 app.MapFileEndpoints();

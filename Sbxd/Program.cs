@@ -171,6 +171,7 @@ using (lockFile)
     app.MapUnary<DestroyRequest, DestroyResponse>("/hive.v1.Sandbox/Destroy", service.DestroyAsync);
     app.MapUnary<UpdateAclsRequest, UpdateAclsResponse>("/hive.v1.Sandbox/UpdateAcls", service.UpdateAclsAsync);
     app.MapServerStreaming<WatchEventsRequest, EventsCommitted>("/hive.v1.Sandbox/WatchEvents", service.WatchEventsAsync);
+    app.MapUnary<UpdateEgressRequest, UpdateEgressResponse>("/hive.v1.Sandbox/UpdateEgress", service.UpdateEgressAsync);
     await app.StartAsync();
 
     var log = loggerFactory.CreateLogger("Hive.Sbxd");
@@ -236,6 +237,27 @@ using (lockFile)
         }
     }
 
+    async Task RestartProxyAsync()
+    {
+        await service.Lifecycle.WaitAsync(lifetime.ApplicationStopping);
+        try
+        {
+            if (!service.Destroying)
+            {
+                await runtime.Network.EnsureProxyAsync(lifetime.ApplicationStopping);
+                await RecordAsync(EventIngest.Lifecycle("lifecycle.sidecar_restarted", "SbxProxy exited; started again (egress failed closed meanwhile)", "sbxproxy"));
+            }
+        }
+        catch (Exception ex) when (ex is IOException or InvalidOperationException)
+        {
+            Log.RemountFailed(log, layout.Name, ex.Message);
+        }
+        finally
+        {
+            service.Lifecycle.Release();
+        }
+    }
+
     // Watchdog: if the container's init (the agent) dies — crashed, OOM-killed, told to stop — the
     // container is started again on the same rootfs: processes are lost, files are not.
     _ = Task.Run(async () =>
@@ -258,6 +280,15 @@ using (lockFile)
                 return;
             }
 
+            if (state == SandboxState.Running && runtime.Network.ProxyDown())
+            {
+                // Egress is closed while SbxProxy is down (the redirect leads nowhere): start it again.
+                Log.ProxyDown(log, layout.Name);
+                await RestartProxyAsync();
+                backoff = TimeSpan.FromMilliseconds(200);
+                continue;
+            }
+
             if (state == SandboxState.Running && runtime.ContainerAlive() && runtime.Workspaces.AnyDown())
             {
                 // A workspace lost its SbxFuse: mount a new one in place (it propagates into the running
@@ -272,7 +303,7 @@ using (lockFile)
             var retry = state == SandboxState.Failed && service.ContainerExited;
             if (!dead && !retry)
             {
-                backoff = TimeSpan.FromMilliseconds(500);
+                backoff = TimeSpan.FromMilliseconds(runtime.Network.Enabled ? 200 : 500);
                 continue;
             }
 
@@ -317,6 +348,9 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 15, Level = LogLevel.Error, Message = "Sandbox {Name}: a {Kind} event could not be recorded: {Reason}")]
     public static partial void EventLost(ILogger logger, string name, string kind, string reason);
+
+    [LoggerMessage(EventId = 16, Level = LogLevel.Warning, Message = "Sandbox {Name}: SbxProxy exited; starting it again")]
+    public static partial void ProxyDown(ILogger logger, string name);
 
     [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "Sandbox {Name}: the container's init exited; starting the container again")]
     public static partial void Restarting(ILogger logger, string name);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Restores and publishes every program into out/ (Controller, Sbxd, CLI, agent bundle).
+# Restores and publishes every program into out/ (Controller, Sbxd, SbxFuse, SbxProxy, CLI, agent bundle).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${HIVE_OUT:-$PWD/out}
@@ -16,6 +16,7 @@ publish() {
 publish Controller/Hive.Controller.csproj "$out/controller"
 publish Sbxd/Hive.Sbxd.csproj "$out/sbxd"
 publish SbxFuse/Hive.SbxFuse.csproj "$out/sbxfuse"
+publish SbxProxy/Hive.SbxProxy.csproj "$out/sbxproxy"
 publish Cli/Hive.Cli.csproj "$out/cli"
 echo "==> build: agent bundle -> ${out#$PWD/}/agent-bundle"
 Agent/bundle.sh "$out/agent-bundle"

@@ -55,8 +55,23 @@ internal static class SandboxEndpoints
         {
             var name = RouteNames.Require(id);
             var request = await ApiJson.ReadBodyAsync(http.Request, UpdateSandboxRequest.Empty);
-            var record = await manager.UpdateAclsAsync(name, request, Actor(http));
-            return Results.Json(SandboxViews.Detail(record, time.GetUtcNow()), ApiJson.Options);
+            if (request.Fs is null && request.Egress is null)
+            {
+                throw ApiException.BadRequest("give fs (new ACL rules for existing workspaces) and/or egress (a new egress policy, null for every host)");
+            }
+
+            SandboxRecord? record = null;
+            if (request.Egress is { } egress)
+            {
+                record = await manager.UpdateEgressAsync(name, egress, Actor(http));
+            }
+
+            if (request.Fs is not null)
+            {
+                record = await manager.UpdateAclsAsync(name, request, Actor(http));
+            }
+
+            return Results.Json(SandboxViews.Detail(record!, time.GetUtcNow()), ApiJson.Options);
         });
 
         group.MapDelete("/{id}", async (string id, SandboxManager manager) =>

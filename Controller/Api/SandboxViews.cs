@@ -11,7 +11,7 @@ internal static class SandboxViews
         record.Config.Image,
         Iso(record.CreatedAt),
         UptimeSeconds(record, now),
-        new NetworkView(record.Config.Network, record.Ip),
+        new NetworkView(record.Config.Network, record.Ip, record.Config.Egress is null ? null : EgressView(record.Config.Egress), record.Config.Group),
         new LimitsView(record.Config.Memory, record.Config.Cpus, record.Config.Pids),
         Iso(record.ExpiresAt),
         TtlSeconds(record, now),
@@ -42,6 +42,13 @@ internal static class SandboxViews
     /// <summary>Port 8080 of the sandbox through the Controller (the default image's MCP server; any port works the same way).</summary>
     public static string Url(string name) => $"/api/v1/hiveboxes/{name}/proxy/8080/";
 
+    /// <summary>The policy as given (absent: a networked sandbox without rules reaches every host, audited).</summary>
+    private static System.Text.Json.JsonElement EgressView(string egress)
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(egress);
+        return doc.RootElement.Clone();
+    }
+
     /// <summary>The sandbox's MCP endpoint (Streamable HTTP).</summary>
     public static string McpUrl(string name) => $"/api/v1/hiveboxes/{name}/mcp";
 
@@ -52,7 +59,7 @@ internal static class SandboxViews
     private static string Iso(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
 }
 
-internal sealed record NetworkView(string Mode, string? Ip);
+internal sealed record NetworkView(string Mode, string? Ip, System.Text.Json.JsonElement? Egress = null, string? Group = null);
 
 internal sealed record LimitsView(string Memory, double Cpus, int Pids);
 

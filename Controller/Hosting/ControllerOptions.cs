@@ -24,6 +24,21 @@ internal sealed record ControllerOptions
     /// <summary>The hive-sbxfuse executable (one per workspace mount). Default: ../sbxfuse/hive-sbxfuse next to the Controller.</summary>
     public string SbxFusePath { get; init; } = string.Empty;
 
+    /// <summary>The hive-sbxproxy executable (one per networked sandbox). Default: ../sbxproxy/hive-sbxproxy next to the Controller.</summary>
+    public string SbxProxyPath { get; init; } = string.Empty;
+
+    /// <summary>The pool sandbox /30 networks come from. Default 10.213.0.0/16.</summary>
+    public string NetPool { get; init; } = "10.213.0.0/16";
+
+    /// <summary>The range of synthetic per-name addresses the sandbox's DNS answers with. Default 10.214.0.0/16.</summary>
+    public string SyntheticPool { get; init; } = "10.214.0.0/16";
+
+    /// <summary>Name -> address overrides for SbxProxy's upstream connections (private names; tests).</summary>
+    public IReadOnlyDictionary<string, string> EgressResolve { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>PEM file of extra CAs trusted for upstream TLS besides the host's store. Default: none.</summary>
+    public string? EgressCaFile { get; init; }
+
     /// <summary>The agent bundle directory bind-mounted at /.hive. Default: ../agent-bundle next to the Controller.</summary>
     public string AgentBundle { get; init; } = string.Empty;
 
@@ -56,6 +71,12 @@ internal sealed record ControllerOptions
 
     /// <summary>How long analytics samples are kept. Default 7 days.</summary>
     public TimeSpan AnalyticsRetention { get; init; } = TimeSpan.FromDays(7);
+
+    /// <summary>Host-side secret store for egress inject values (never visible to sandboxes).</summary>
+    public string SecretsDir => Path.Combine(DataDir, "secrets");
+
+    /// <summary>Network leases (one file per sandbox with an address).</summary>
+    public string NetLeasesDir => Path.Combine(DataDir, "net", "leases");
 
     public string EffectiveHost => Host ?? (ApiKey is null ? "127.0.0.1" : "0.0.0.0");
 

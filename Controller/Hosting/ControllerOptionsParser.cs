@@ -19,6 +19,11 @@ internal static class ControllerOptionsParser
           --image-dir DIR     HIVE_IMAGE_DIR       /var/cache/hive/images
           --sbxd PATH         HIVE_SBXD_PATH       ../sbxd/hive-sbxd next to this program
           --sbxfuse PATH      HIVE_SBXFUSE_PATH    ../sbxfuse/hive-sbxfuse next to this program
+          --sbxproxy PATH     HIVE_SBXPROXY_PATH   ../sbxproxy/hive-sbxproxy next to this program
+          --net-pool CIDR     HIVE_NET_POOL        10.213.0.0/16: where each networked sandbox's /30 comes from
+          --net-synthetic CIDR HIVE_NET_SYNTHETIC  10.214.0.0/16: synthetic per-name addresses the sandbox DNS answers with
+          --egress-resolve H=IP[,H=IP] HIVE_EGRESS_RESOLVE none: fixed upstream addresses for names (private names)
+          --egress-ca FILE    HIVE_EGRESS_CA       none: extra CAs (PEM) trusted for upstream TLS
           --agent-bundle DIR  HIVE_AGENT_BUNDLE    ../agent-bundle next to this program
           --reaper-interval S HIVE_REAPER_INTERVAL 5 (seconds)
           --fs-roots DIR[:DIR] HIVE_FS_ROOTS     none: where a workspace's "root" may point (shared workspaces)
@@ -36,7 +41,7 @@ internal static class ControllerOptionsParser
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         var errors = new List<string>();
-        string[] known = ["api-key", "port", "host", "data-dir", "image-dir", "sbxd", "sbxfuse", "agent-bundle", "reaper-interval", "fs-roots", "events-max-bytes", "events-max-age", "events-heartbeat", "usage-interval", "analytics-interval", "analytics-retention"];
+        string[] known = ["api-key", "port", "host", "data-dir", "image-dir", "sbxd", "sbxfuse", "sbxproxy", "net-pool", "net-synthetic", "egress-resolve", "egress-ca", "agent-bundle", "reaper-interval", "fs-roots", "events-max-bytes", "events-max-age", "events-heartbeat", "usage-interval", "analytics-interval", "analytics-retention"];
         for (var i = 0; i < args.Count; i++)
         {
             var arg = args[i];
@@ -91,6 +96,8 @@ internal static class ControllerOptionsParser
             ImageDir = Path.GetFullPath(Get("image-dir", "HIVE_IMAGE_DIR") ?? "/var/cache/hive/images"),
             SbxdPath = Path.GetFullPath(Get("sbxd", "HIVE_SBXD_PATH") ?? Path.Combine(baseDirectory, "..", "sbxd", "hive-sbxd")),
             SbxFusePath = Path.GetFullPath(Get("sbxfuse", "HIVE_SBXFUSE_PATH") ?? Path.Combine(baseDirectory, "..", "sbxfuse", "hive-sbxfuse")),
+            SbxProxyPath = Path.GetFullPath(Get("sbxproxy", "HIVE_SBXPROXY_PATH") ?? Path.Combine(baseDirectory, "..", "sbxproxy", "hive-sbxproxy")),
+            EgressCaFile = Get("egress-ca", "HIVE_EGRESS_CA") is { } ca ? Path.GetFullPath(ca) : null,
             AgentBundle = Path.GetFullPath(Get("agent-bundle", "HIVE_AGENT_BUNDLE") ?? Path.Combine(baseDirectory, "..", "agent-bundle")),
             FsRoots = (Get("fs-roots", "HIVE_FS_ROOTS") ?? string.Empty).Split(':', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(r => Path.GetFullPath(r).TrimEnd('/')).ToList(),
         };
@@ -110,6 +117,47 @@ internal static class ControllerOptionsParser
         if (Get("fs-roots", "HIVE_FS_ROOTS") is { } roots && roots.Split(':', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault(r => !r.StartsWith('/') || r == "/") is { } badRoot)
         {
             errors.Add($"--fs-roots: '{badRoot}' must be an absolute directory other than '/'");
+        }
+
+        foreach (var (flag, variable) in new[] { ("net-pool", "HIVE_NET_POOL"), ("net-synthetic", "HIVE_NET_SYNTHETIC") })
+        {
+            if (Get(flag, variable) is { } cidr)
+            {
+                var parts = cidr.Split('/');
+                if (parts.Length == 2 && System.Net.IPAddress.TryParse(parts[0], out var a) && a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork &&
+                    int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var prefix) && prefix is >= 8 and <= 28)
+                {
+                    options = flag == "net-pool" ? options with { NetPool = cidr } : options with { SyntheticPool = cidr };
+                }
+                else
+                {
+                    errors.Add($"--{flag}: '{cidr}' is not an IPv4 CIDR between /8 and /28");
+                }
+            }
+        }
+
+        if (Get("egress-resolve", "HIVE_EGRESS_RESOLVE") is { } resolve)
+        {
+            var map = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var entry in resolve.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                var kv = entry.Split('=', 2);
+                if (kv.Length == 2 && Hive.Policy.Net.EgressPolicy.IsValidHostName(kv[0].ToLowerInvariant()) && System.Net.IPAddress.TryParse(kv[1], out var address) && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
+                {
+                    map[kv[0].ToLowerInvariant()] = address.ToString();
+                }
+                else
+                {
+                    errors.Add($"--egress-resolve: '{entry}' is not NAME=IPv4");
+                }
+            }
+
+            options = options with { EgressResolve = map };
+        }
+
+        if (options.EgressCaFile is { } caFile && !File.Exists(caFile))
+        {
+            errors.Add($"--egress-ca: '{caFile}' does not exist");
         }
 
         if (Get("reaper-interval", "HIVE_REAPER_INTERVAL") is { } interval)

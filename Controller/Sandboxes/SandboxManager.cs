@@ -138,6 +138,34 @@ internal sealed partial class SandboxManager(
         return record;
     }
 
+    /// <summary>Replaces the egress policy: stored first, then pushed through Sbxd to SbxProxy (connections stay open).</summary>
+    public async Task<SandboxRecord> UpdateEgressAsync(string name, System.Text.Json.JsonElement egress, string actor)
+    {
+        using var held = await LockAsync(name);
+        var record = store.Get(name);
+        if (record.Config.Network == "none")
+        {
+            throw ApiException.BadRequest("egress: the sandbox's network is 'none' (it has no egress); create it with network 'isolated' or 'shared'");
+        }
+
+        string? json = null;
+        if (egress.ValueKind != System.Text.Json.JsonValueKind.Null)
+        {
+            var errors = new List<string>();
+            json = SandboxConfigValidator.ValidateEgress(egress, errors);
+            if (errors.Count > 0)
+            {
+                throw ApiException.BadRequest(string.Join("; ", errors));
+            }
+        }
+
+        record = record with { Config = record.Config with { Egress = json } };
+        store.Update(record);
+        await CallAsync(name, c => c.UpdateEgressAsync(name, new Protos.V1.UpdateEgressRequest { EgressJson = json ?? string.Empty, Actor = actor }, CancellationToken.None));
+        LogEgressUpdated(logger, name);
+        return record;
+    }
+
     public async Task DestroyAsync(string name)
     {
         using var held = await LockAsync(name);
@@ -347,6 +375,9 @@ internal sealed partial class SandboxManager(
             }
         }
     }
+
+    [LoggerMessage(EventId = 120, Level = LogLevel.Information, Message = "Sandbox {Name}: egress policy replaced")]
+    private static partial void LogEgressUpdated(ILogger logger, string name);
 
     [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "Sandbox \"{Sandbox}\" created (memory {Memory}, cpus {Cpus}, pids {Pids})")]
     private static partial void LogCreated(ILogger logger, string sandbox, string memory, double cpus, int pids);

@@ -24,7 +24,7 @@ internal static class OciSpec
 
     private static readonly string[] ReadonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
-    public static string Build(SandboxLayout layout, IReadOnlyList<string> env, IEnumerable<(string Destination, string Source)> workspaces)
+    public static string Build(SandboxLayout layout, IReadOnlyList<string> env, IEnumerable<(string Destination, string Source)> workspaces, IEnumerable<(string Destination, string Source)> files)
     {
         var spec = layout.Spec;
         var caps = new JsonArray(Capabilities.Select(c => (JsonNode)c).ToArray());
@@ -93,6 +93,12 @@ internal static class OciSpec
         {
             // rslave: a FUSE mount replaced on the host (SbxFuse restart) shows up in the container too.
             mounts.Add(Mount(destination, "bind", source, ["rbind", "rslave", "ro", "nosuid", "nodev"])); // the bare mount point; FUSE propagates on top
+        }
+
+        foreach (var (destination, source) in files)
+        {
+            // Resolver and trust store of a networked sandbox: host-owned, read-only.
+            mounts.Add(Mount(destination, "bind", source, ["bind", "ro", "nosuid", "nodev", "noexec"]));
         }
 
         return config.ToJsonString(new JsonSerializerOptions { WriteIndented = true });

@@ -20,10 +20,13 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
 
     public Workspaces Workspaces { get; } = new(layout, logger);
 
+    public SandboxNetwork Network { get; } = new(layout, logger);
+
     public async Task EnsureAsync(CancellationToken cancellationToken)
     {
         await EnsureRootfsAsync();
         await EnsureNetworkNamespaceAsync(cancellationToken);
+        await Network.EnsureAsync(cancellationToken);
         Workspaces.PrepareTargets();
         await EnsureContainerAsync(cancellationToken);
         await Workspaces.EnsureAsync(cancellationToken);
@@ -118,7 +121,7 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
         Workspaces.Detach();
         Directory.CreateDirectory(layout.Bundle);
         var env = ContainerEnvironment();
-        await File.WriteAllTextAsync(Path.Combine(layout.Bundle, "config.json"), OciSpec.Build(layout, env, Workspaces.ContainerMounts()), cancellationToken);
+        await File.WriteAllTextAsync(Path.Combine(layout.Bundle, "config.json"), OciSpec.Build(layout, env, Workspaces.ContainerMounts(), Network.ContainerFiles()), cancellationToken);
 
         // The agent's listening socket: bound here on the host (a path the container never sees),
         // handed to the agent as fd 3 through runc --preserve-fds.
@@ -192,6 +195,7 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
         }
 
         env.Add("HIVE_SANDBOX=" + layout.Name);
+        env.AddRange(Network.ContainerEnvironment());
         env.AddRange(layout.Spec.Env.Select(kv => kv.Key + "=" + kv.Value));
 
         // Later entries win: keep the last value of each name.
@@ -243,6 +247,7 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
             }
         }
 
+        await Network.TearDownAsync(problems, cancellationToken);
         if (File.Exists(layout.NetnsPath))
         {
             var netns = await Command.RunAsync("ip", ["netns", "delete", layout.NetnsName], cancellationToken);

@@ -92,6 +92,7 @@ internal sealed partial class SandboxService(SandboxLayout layout, SandboxRuntim
             State = state,
             Error = error,
             SbxdPid = Environment.ProcessId,
+            Ip = runtime.Network.SandboxIp,
             ContainerPid = runtime.ContainerPid,
             CommandsExecuted = (ulong)Interlocked.Read(ref _commands),
             StartedAtUnixMs = _started.ToUnixTimeMilliseconds(),
@@ -208,6 +209,47 @@ internal sealed partial class SandboxService(SandboxLayout layout, SandboxRuntim
 
             var applied = await runtime.Workspaces.SetAclsAsync(index, request.Rules, context.CancellationToken);
             return new UpdateAclsResponse { Applied = applied };
+        }
+        finally
+        {
+            Lifecycle.Release();
+        }
+    }
+
+    /// <summary>Hot reload of the egress policy: on record first, then into the spec and the live SbxProxy.</summary>
+    public async Task<UpdateEgressResponse> UpdateEgressAsync(UpdateEgressRequest request, CallContext context)
+    {
+        if (request.EgressJson.Length > 0)
+        {
+            try
+            {
+                Hive.Policy.Net.EgressPolicy.Parse(request.EgressJson);
+            }
+            catch (Hive.Policy.Net.EgressPolicyException ex)
+            {
+                throw new RpcException(StatusCode.InvalidArgument, ex.Message);
+            }
+        }
+
+        await Lifecycle.WaitAsync(context.CancellationToken);
+        try
+        {
+            if (!runtime.Network.Enabled)
+            {
+                throw new RpcException(StatusCode.FailedPrecondition, "the sandbox's network is 'none': it has no egress to govern");
+            }
+
+            try
+            {
+                await events.RecordAsync(new Event { Kind = "policy.egress", Policy = new PolicyEvent { Target = "egress", Actor = request.Actor, Rules = request.EgressJson.Length > 0 ? request.EgressJson : "every host" } });
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+            {
+                throw new RpcException(StatusCode.Unavailable, "the egress change cannot be recorded in the event log: " + ex.Message);
+            }
+
+            var applied = await runtime.Network.SetPolicyAsync(request.EgressJson, context.CancellationToken);
+            return new UpdateEgressResponse { Applied = applied };
         }
         finally
         {

@@ -37,8 +37,11 @@ internal sealed record CreateSandboxRequest
     /// <summary>Governed workspace mounts (SbxFuse).</summary>
     public List<FsMountRequest>? Fs { get; init; }
 
-    /// <summary>Egress rules (SbxProxy); rejected until that component is installed.</summary>
+    /// <summary>Egress rules (SbxProxy): <c>{"allow": [...], "deny": [...]}</c>; implies network isolated.</summary>
     public JsonElement? Egress { get; init; }
+
+    /// <summary>Network shared: sandboxes of the same group reach each other as &lt;name&gt;.hive. Default "default".</summary>
+    public string? Group { get; init; }
 }
 
 internal sealed record FsMountRequest
@@ -72,4 +75,7 @@ internal sealed record UpdateSandboxRequest
     public static readonly UpdateSandboxRequest Empty = new();
 
     public List<FsMountRequest>? Fs { get; init; }
+
+    /// <summary>A new egress policy, applied live (open connections follow on their next request).</summary>
+    public JsonElement? Egress { get; init; }
 }

@@ -33,6 +33,12 @@ internal sealed record SandboxConfig
 
     public IReadOnlyList<FsMountConfig> Fs { get; init; } = [];
 
+    /// <summary>The egress policy as JSON (validated); null = every host allowed (network isolated/shared only).</summary>
+    public string? Egress { get; init; }
+
+    /// <summary>Network shared: the group.</summary>
+    public string? Group { get; init; }
+
     public string Memory => MemorySize.Format(MemoryBytes);
 }
 

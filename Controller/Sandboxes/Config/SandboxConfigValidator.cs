@@ -77,13 +77,18 @@ internal static partial class SandboxConfigValidator
             errors.Add($"pids must be between {MinPids} and {MaxPids}");
         }
 
-        var network = request.Network ?? "none";
+        var egressGiven = request.Egress is { ValueKind: not JsonValueKind.Null };
+        var network = request.Network ?? (egressGiven ? "isolated" : "none");
         switch (network)
         {
             case "none":
+                if (egressGiven)
+                {
+                    errors.Add("egress rules need network 'isolated' or 'shared' (network 'none' has no egress at all)");
+                }
+
                 break;
             case "isolated" or "shared":
-                errors.Add($"network mode '{network}' is not available yet: this Controller runs without the egress proxy, only 'none' is supported");
                 break;
             default:
                 errors.Add($"invalid network '{Truncate(network)}': use none, isolated or shared");
@@ -107,9 +112,19 @@ internal static partial class SandboxConfigValidator
 
         var fs = ValidateFs(request.Fs, errors);
 
-        if (request.Egress is { ValueKind: not JsonValueKind.Null })
+        var egress = egressGiven ? ValidateEgress(request.Egress!.Value, errors) : null;
+        string? group = null;
+        if (request.Group is not null && network != "shared")
         {
-            errors.Add("'egress' rules are not available yet: this Controller runs without SbxProxy");
+            errors.Add("group is only meaningful with network 'shared'");
+        }
+        else if (network == "shared")
+        {
+            group = request.Group ?? "default";
+            if (!NamePattern().IsMatch(group))
+            {
+                errors.Add($"invalid group '{Truncate(group)}': lowercase letters, digits, '.', '_' and '-'");
+            }
         }
 
         if (request.CustomMcps is { ValueKind: not (JsonValueKind.Object or JsonValueKind.Null) })
@@ -143,7 +158,24 @@ internal static partial class SandboxConfigValidator
             LlmApiKey = request.LlmApiKey,
             LlmModel = request.LlmModel,
             Fs = fs,
+            Egress = egress,
+            Group = group,
         };
+    }
+
+    /// <summary>Validates an egress policy; returns it as compact JSON (what SbxProxy gets).</summary>
+    public static string? ValidateEgress(JsonElement egress, List<string> errors)
+    {
+        try
+        {
+            Hive.Policy.Net.EgressPolicy.Parse(egress);
+            return JsonSerializer.Serialize(egress);
+        }
+        catch (Hive.Policy.Net.EgressPolicyException ex)
+        {
+            errors.Add(ex.Message);
+            return null;
+        }
     }
 
     /// <summary>Lists the fields an explicit request sets differently from an existing sandbox (get-or-create).</summary>
@@ -164,6 +196,8 @@ internal static partial class SandboxConfigValidator
         Check(request.Pids is not null, "pids", requested.Pids, existing.Pids);
         Check(request.Network is not null, "network", requested.Network, existing.Network);
         Check(request.Timeout is not null, "timeout", requested.TimeoutSeconds, existing.TimeoutSeconds);
+        Check(request.Egress is not null, "egress", requested.Egress ?? "(every host)", existing.Egress ?? "(every host)");
+        Check(request.Group is not null, "group", requested.Group ?? "(none)", existing.Group ?? "(none)");
         Check(request.Fs is not null, "fs", JsonSerializer.Serialize(requested.Fs), JsonSerializer.Serialize(existing.Fs));
         return diffs;
     }

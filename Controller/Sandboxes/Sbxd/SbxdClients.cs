@@ -49,6 +49,9 @@ internal sealed class SbxdClients(SbxdLauncher launcher) : IDisposable
     public Task<UpdateAclsResponse> UpdateAclsAsync(string name, UpdateAclsRequest request, CancellationToken cancellationToken) =>
         Channel(name).UnaryAsync<UpdateAclsRequest, UpdateAclsResponse>(Service + "UpdateAcls", request, new CallOptions(TimeSpan.FromSeconds(30), cancellationToken));
 
+    public Task<UpdateEgressResponse> UpdateEgressAsync(string name, UpdateEgressRequest request, CancellationToken cancellationToken) =>
+        Channel(name).UnaryAsync<UpdateEgressRequest, UpdateEgressResponse>(Service + "UpdateEgress", request, new CallOptions(TimeSpan.FromSeconds(30), cancellationToken));
+
     public Task<DestroyResponse> DestroyAsync(string name, TimeSpan timeout, CancellationToken cancellationToken) =>
         Channel(name).UnaryAsync<DestroyRequest, DestroyResponse>(Service + "Destroy", new DestroyRequest(), new CallOptions(timeout, cancellationToken));
 

@@ -92,7 +92,12 @@ internal sealed partial class SbxdLauncher(ControllerOptions options, ILogger<Sb
             MemoryBytes = (ulong)config.MemoryBytes,
             CpuMillis = (uint)Math.Max(10, Math.Round(config.Cpus * 1000)),
             Pids = (uint)config.Pids,
-            Network = NetworkMode.None,
+            Network = config.Network switch
+            {
+                "isolated" => NetworkMode.Isolated,
+                "shared" => NetworkMode.Shared,
+                _ => NetworkMode.None,
+            },
             ImageRootfs = imageRootfs,
             AgentBundle = options.AgentBundle,
             CreatedAtUnixMs = createdAt.ToUnixTimeMilliseconds(),
@@ -103,6 +108,22 @@ internal sealed partial class SbxdLauncher(ControllerOptions options, ILogger<Sb
         }
 
         spec.SbxfusePath = options.SbxFusePath;
+        if (spec.Network != NetworkMode.None)
+        {
+            spec.SbxproxyPath = options.SbxProxyPath;
+            spec.EgressJson = config.Egress ?? string.Empty;
+            spec.NetworkGroup = config.Group ?? string.Empty;
+            spec.NetPool = options.NetPool;
+            spec.NetLeasesDir = options.NetLeasesDir;
+            spec.SyntheticPool = options.SyntheticPool;
+            spec.SecretsDir = options.SecretsDir;
+            spec.UpstreamCaFile = options.EgressCaFile ?? string.Empty;
+            foreach (var (host, address) in options.EgressResolve)
+            {
+                spec.EgressResolve[host] = address;
+            }
+        }
+
         spec.EventsDir = EventsDir(config.Name);
         spec.EventsMaxBytes = (ulong)options.EventsMaxBytes;
         spec.EventsMaxAgeSecs = (ulong)options.EventsMaxAge.TotalSeconds;

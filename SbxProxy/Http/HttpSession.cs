@@ -1,0 +1,497 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Hive.Policy.Net;
+using Hive.Protos.V1;
+using Hive.SbxProxy.Llm;
+
+namespace Hive.SbxProxy.Http;
+
+/// <summary>
+/// One intercepted HTTP/1.1 connection (plain, or decrypted TLS) to one destination. Every request
+/// on it is parsed and decided on its own (a keep-alive connection cannot smuggle a later request
+/// past the rules), secrets are injected into allowed requests, the exchange is forwarded over one
+/// upstream connection and recorded as a <c>net.http</c> event (plus <c>llm.call</c> for LLM APIs).
+/// </summary>
+internal sealed class HttpSession(ProxyState state, string host, int port, bool tls, HttpReader client) : IAsyncDisposable
+{
+    private const int MaxHead = 64 * 1024;
+    private const long MaxDrain = 1024 * 1024;
+    private Socket? _upstreamSocket;
+    private Stream? _upstream;
+    private HttpReader? _upstreamReader;
+    private string _upstreamIp = string.Empty;
+
+    private string Protocol => tls ? "https" : "http";
+
+    private Stream ClientStream => client.Stream;
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            byte[]? head;
+            using (var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                idle.CancelAfter(TimeSpan.FromMinutes(5));
+                try
+                {
+                    head = await client.ReadHeadAsync(MaxHead, idle.Token);
+                }
+                catch (HttpProtocolException ex)
+                {
+                    Interlocked.Increment(ref state.Counters.Denied);
+                    state.Audit.Net("net.http", false, new NetEvent { Protocol = Protocol, Host = host, Port = (uint)port, Status = ex.Status, Error = ex.Message });
+                    await RespondAsync(ex.Status, new { error = ex.Message }, close: true, cancellationToken);
+                    return;
+                }
+            }
+
+            if (head is null || !await HandleAsync(head, cancellationToken))
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>One request/response exchange; false when the connection must end afterwards.</summary>
+    private async Task<bool> HandleAsync(byte[] rawHead, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        Interlocked.Increment(ref state.Counters.Requests);
+        var ev = new NetEvent { Protocol = Protocol, Host = host, Port = (uint)port };
+        HttpHead request;
+        try
+        {
+            request = HttpHead.Parse(rawHead, request: true);
+        }
+        catch (HttpProtocolException ex)
+        {
+            return await DenyAsync(ev, ex.Status, "malformed request: " + ex.Message, "protocol", null, close: true, cancellationToken);
+        }
+
+        var method = request.StartLine[0];
+        var target = request.StartLine[1];
+        var http11 = request.StartLine[2] == "HTTP/1.1";
+        ev.Method = method;
+        if (target.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || target.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
+        {
+            // Absolute form (a client that thinks it talks to a proxy): the authority must be the destination too.
+            if (!Uri.TryCreate(target, UriKind.Absolute, out var uri) || !uri.Host.Equals(host, StringComparison.OrdinalIgnoreCase))
+            {
+                return await DenyAsync(ev, 403, $"request target '{Short(target)}' names another host than the connection's destination {host}", "host-mismatch", null, close: true, cancellationToken);
+            }
+
+            target = uri.PathAndQuery;
+        }
+
+        if (method == "CONNECT" || !target.StartsWith('/'))
+        {
+            return await DenyAsync(ev, 405, $"{method} {Short(target)} is not forwarded (the sandbox's egress is transparent: connect to the host itself)", "protocol", null, close: true, cancellationToken);
+        }
+
+        var q = target.IndexOf('?', StringComparison.Ordinal);
+        var rawPath = q < 0 ? target : target[..q];
+        var query = q < 0 ? string.Empty : target[(q + 1)..];
+        ev.Path = rawPath;
+        ev.Query = query;
+
+        // Framing: exactly one of chunked or a single Content-Length, or none (request smuggling defence).
+        var transferEncodings = request.GetAll("Transfer-Encoding").ToList();
+        var lengths = request.GetAll("Content-Length").Distinct(StringComparer.Ordinal).ToList();
+        var chunked = false;
+        long length = 0;
+        if (transferEncodings.Count > 0)
+        {
+            if (lengths.Count > 0 || !string.Join(",", transferEncodings).Trim().Equals("chunked", StringComparison.OrdinalIgnoreCase))
+            {
+                return await DenyAsync(ev, 400, "ambiguous or unsupported request framing (Transfer-Encoding must be exactly chunked, without Content-Length)", "protocol", null, close: true, cancellationToken);
+            }
+
+            chunked = true;
+        }
+        else if (lengths.Count > 1 || (lengths.Count == 1 && (!long.TryParse(lengths[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out length) || length < 0)))
+        {
+            return await DenyAsync(ev, 400, "invalid Content-Length", "protocol", null, close: true, cancellationToken);
+        }
+
+        var keepAlive = http11 ? !request.HasToken("Connection", "close") : request.HasToken("Connection", "keep-alive");
+        var body = (chunked, length);
+
+        // The Host header must name the connection's destination (which is what the rules decided on).
+        var hostHeader = request.Get("Host");
+        if (hostHeader is null ? http11 : !HostMatches(hostHeader))
+        {
+            return await DenyAsync(ev, 403, hostHeader is null ? "request without a Host header" : $"Host header '{Short(hostHeader)}' does not match the connection's destination {host}", "host-mismatch", body, close: !keepAlive, cancellationToken);
+        }
+
+        var canonical = EgressPolicy.CanonicalPath(rawPath);
+        if (canonical is null)
+        {
+            return await DenyAsync(ev, 403, $"path '{Short(rawPath)}' is not canonical (dot segments, empty segments or encoded separators are refused)", "path", body, close: !keepAlive, cancellationToken);
+        }
+
+        var decision = state.Policy.DecideRequest(host, port, method, canonical);
+        ev.Rule = decision.Rule;
+        if (!decision.Allowed)
+        {
+            return await DenyAsync(ev, 403, $"{method} {host}{canonical} is not allowed by the sandbox's egress rules", decision.Rule, body, close: !keepAlive, cancellationToken);
+        }
+
+        if (!state.Audit.Healthy)
+        {
+            await RespondAsync(503, new { error = "the sandbox's audit trail is unavailable; egress is closed" }, close: true, cancellationToken);
+            return false;
+        }
+
+        // Inject: header and query values from the rule, secrets expanded on the host side only.
+        var outgoingQuery = query;
+        if (decision.Matched is { Inject.IsEmpty: false } rule)
+        {
+            foreach (var (name, template) in rule.Inject.Headers)
+            {
+                var value = EgressPolicy.ExpandSecrets(template, state.Secrets.Get, out var missing);
+                if (value is null)
+                {
+                    return await FailAsync(ev, 502, $"secret '{missing}' used by rule {rule.Name} is not set on the host", body, cancellationToken);
+                }
+
+                request.Set(name, value);
+            }
+
+            foreach (var (name, template) in rule.Inject.Query)
+            {
+                var value = EgressPolicy.ExpandSecrets(template, state.Secrets.Get, out var missing);
+                if (value is null)
+                {
+                    return await FailAsync(ev, 502, $"secret '{missing}' used by rule {rule.Name} is not set on the host", body, cancellationToken);
+                }
+
+                outgoingQuery = SetQuery(outgoingQuery, name, value);
+            }
+        }
+
+        request.StartLine[1] = outgoingQuery.Length > 0 ? rawPath + "?" + outgoingQuery : rawPath;
+        request.Remove("Proxy-Connection");
+        var upgrade = request.HasToken("Connection", "upgrade") && request.Get("Upgrade") is not null;
+        var llm = LlmCalls.Detect(method, canonical);
+        var requestCapture = llm is null ? null : new MemoryStream();
+
+        try
+        {
+            await EnsureUpstreamAsync(cancellationToken);
+        }
+        catch (Exception ex) when (ex is UpstreamException or IOException or SocketException or System.Security.Authentication.AuthenticationException)
+        {
+            Interlocked.Increment(ref state.Counters.UpstreamErrors);
+            return await FailAsync(ev, 502, ex.Message, body, cancellationToken);
+        }
+
+        ev.Ip = _upstreamIp;
+        long bytesOut = 0, bytesIn = 0;
+        var responded = false;
+        var status = 0;
+        HttpHead? response = null;
+        try
+        {
+            var outgoingHead = request.Serialize();
+            await _upstream!.WriteAsync(outgoingHead, cancellationToken);
+            bytesOut += outgoingHead.Length;
+            Action<ReadOnlySpan<byte>>? requestTap = requestCapture is null ? null : data => Capture(requestCapture, data, LlmCalls.MaxRequestCapture);
+            bytesOut += chunked
+                ? await client.CopyChunkedAsync(_upstream, requestTap, cancellationToken)
+                : await client.CopyExactlyAsync(length, _upstream, requestTap, cancellationToken);
+            await _upstream.FlushAsync(cancellationToken);
+
+            byte[] responseHead;
+            while (true)
+            {
+                responseHead = await _upstreamReader!.ReadHeadAsync(MaxHead, cancellationToken)
+                    ?? throw new UpstreamException($"{host} closed the connection without answering");
+                response = HttpHead.Parse(responseHead, request: false);
+                status = int.Parse(response.StartLine[1], System.Globalization.CultureInfo.InvariantCulture);
+                if (status is >= 100 and < 200 && status != 101)
+                {
+                    await ClientStream.WriteAsync(responseHead, cancellationToken); // 100 Continue and friends
+                    await ClientStream.FlushAsync(cancellationToken);
+                    continue;
+                }
+
+                break;
+            }
+
+            RedactHeaders(response);
+            var clientHead = response.Serialize();
+            await ClientStream.WriteAsync(clientHead, cancellationToken);
+            responded = true;
+            bytesIn += clientHead.Length;
+            ev.Status = status;
+
+            if (status == 101 && upgrade)
+            {
+                await ClientStream.FlushAsync(cancellationToken);
+                ev.Protocol = tls ? "wss" : "ws";
+                ev.DurationUs = Elapsed(started);
+                if (!state.Audit.Net("net.websocket", true, ev.Clone()))
+                {
+                    return false;
+                }
+
+                var (up, down) = await Splice.RunAsync(client, ClientStream, _upstreamReader, _upstream, cancellationToken);
+                ev.BytesOut = bytesOut + up;
+                ev.BytesIn = bytesIn + down;
+                ev.DurationUs = Elapsed(started);
+                state.Audit.Net("net.websocket.closed", true, ev);
+                return false;
+            }
+
+            var noBody = method == "HEAD" || status is 204 or 304;
+            var responseChunked = response.GetAll("Transfer-Encoding").SelectMany(v => v.Split(',')).LastOrDefault()?.Trim().Equals("chunked", StringComparison.OrdinalIgnoreCase) == true;
+            var responseLength = response.Get("Content-Length") is { } cl && long.TryParse(cl, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : -1;
+            var untilClose = !noBody && !responseChunked && responseLength < 0;
+            var responseCapture = llm is null ? null : new MemoryStream();
+            Action<ReadOnlySpan<byte>>? responseTap = responseCapture is null ? null : data => Capture(responseCapture, data, LlmCalls.MaxResponseCapture);
+            if (!noBody)
+            {
+                bytesIn += responseChunked
+                    ? await _upstreamReader.CopyChunkedAsync(ClientStream, responseTap, cancellationToken)
+                    : untilClose
+                        ? await _upstreamReader.CopyToEndAsync(ClientStream, responseTap, cancellationToken)
+                        : await _upstreamReader.CopyExactlyAsync(responseLength, ClientStream, responseTap, cancellationToken);
+            }
+
+            await ClientStream.FlushAsync(cancellationToken);
+            var closeAfter = !keepAlive || untilClose || response.HasToken("Connection", "close") || response.StartLine[0] == "HTTP/1.0";
+            if (closeAfter)
+            {
+                await CloseUpstreamAsync();
+            }
+
+            ev.BytesOut = bytesOut;
+            ev.BytesIn = bytesIn;
+            ev.DurationUs = Elapsed(started);
+            Interlocked.Add(ref state.Counters.BytesOut, bytesOut);
+            Interlocked.Add(ref state.Counters.BytesIn, bytesIn);
+            if (!state.Audit.Net("net.http", true, ev))
+            {
+                return false;
+            }
+
+            if (llm is { } api)
+            {
+                var call = LlmCalls.Parse(api, canonical, query, requestCapture!.ToArray(), responseCapture!.ToArray(), response.Get("Content-Encoding"), response.Get("Content-Type"));
+                call.Host = host;
+                call.Status = status;
+                call.LatencyMs = ev.DurationUs / 1000;
+                if (!state.Audit.Llm(call))
+                {
+                    return false;
+                }
+            }
+
+            return !closeAfter;
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or UpstreamException or HttpProtocolException or ObjectDisposedException)
+        {
+            Interlocked.Increment(ref state.Counters.UpstreamErrors);
+            await CloseUpstreamAsync();
+            ev.BytesOut = bytesOut;
+            ev.BytesIn = bytesIn;
+            ev.Status = responded ? status : 502;
+            ev.Error = ex.Message;
+            ev.DurationUs = Elapsed(started);
+            state.Audit.Net("net.http", true, ev);
+            if (!responded)
+            {
+                await RespondAsync(502, new { error = "upstream failure", detail = ex.Message, host }, close: true, cancellationToken);
+            }
+
+            return false;
+        }
+    }
+
+    private bool HostMatches(string hostHeader)
+    {
+        var name = hostHeader;
+        if (name.StartsWith('['))
+        {
+            return false; // an IPv6 literal never names our destination
+        }
+
+        var colon = name.LastIndexOf(':');
+        if (colon >= 0)
+        {
+            if (!int.TryParse(name.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _))
+            {
+                return false;
+            }
+
+            name = name[..colon];
+        }
+
+        return name.TrimEnd('.').Equals(host, StringComparison.OrdinalIgnoreCase);
+    }
+
+    private async Task EnsureUpstreamAsync(CancellationToken cancellationToken)
+    {
+        if (_upstream is not null && _upstreamSocket is { Connected: true } && !(_upstreamSocket.Poll(0, SelectMode.SelectRead) && _upstreamSocket.Available == 0))
+        {
+            return; // reuse: still open and the server has not closed its side
+        }
+
+        await CloseUpstreamAsync();
+        var (socket, remote) = await state.Upstream.ConnectAsync(host, port, cancellationToken);
+        _upstreamSocket = socket;
+        _upstreamIp = remote.Address.ToString();
+        Stream stream = new NetworkStream(socket, ownsSocket: true);
+        if (tls)
+        {
+            stream = await state.Upstream.WrapTlsAsync(stream, host, cancellationToken);
+        }
+
+        _upstream = stream;
+        _upstreamReader = new HttpReader(stream);
+    }
+
+    private async Task CloseUpstreamAsync()
+    {
+        if (_upstream is not null)
+        {
+            await _upstream.DisposeAsync();
+        }
+
+        _upstream = null;
+        _upstreamReader = null;
+        _upstreamSocket = null;
+    }
+
+    /// <summary>A refused request: audited, answered 4xx with a JSON body naming the decision; the body is drained so the connection can go on.</summary>
+    private async Task<bool> DenyAsync(NetEvent ev, int status, string reason, string rule, (bool Chunked, long Length)? body, bool close, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref state.Counters.Denied);
+        ev.Status = status;
+        ev.Rule = rule;
+        ev.Error = reason;
+        if (!state.Audit.Net("net.http", false, ev))
+        {
+            return false;
+        }
+
+        close |= !await DrainAsync(body, cancellationToken);
+        await RespondAsync(status, new { error = "egress denied", decision = "deny", reason, rule, host, method = ev.Method, path = ev.Path }, close, cancellationToken);
+        return !close;
+    }
+
+    /// <summary>An allowed request that could not be completed (upstream, secret): 502, audited as an error.</summary>
+    private async Task<bool> FailAsync(NetEvent ev, int status, string reason, (bool Chunked, long Length)? body, CancellationToken cancellationToken)
+    {
+        ev.Status = status;
+        ev.Error = reason;
+        if (!state.Audit.Net("net.http", true, ev))
+        {
+            return false;
+        }
+
+        await DrainAsync(body, cancellationToken);
+        await RespondAsync(status, new { error = "upstream failure", detail = reason, host }, close: true, cancellationToken);
+        return false;
+    }
+
+    private async Task<bool> DrainAsync((bool Chunked, long Length)? body, CancellationToken cancellationToken)
+    {
+        if (body is not { } b)
+        {
+            return true;
+        }
+
+        try
+        {
+            if (b.Chunked)
+            {
+                return false; // unknown size: end the connection instead of reading it all
+            }
+
+            if (b.Length > MaxDrain)
+            {
+                return false;
+            }
+
+            await client.CopyExactlyAsync(b.Length, Stream.Null, null, cancellationToken);
+            return true;
+        }
+        catch (Exception ex) when (ex is IOException or HttpProtocolException)
+        {
+            return false;
+        }
+    }
+
+    private async Task RespondAsync(int status, object payload, bool close, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var json = JsonSerializer.SerializeToUtf8Bytes(payload);
+            var head = $"HTTP/1.1 {status} {Reason(status)}\r\nContent-Type: application/json\r\nContent-Length: {json.Length}\r\nX-Hive-Egress: {(status is 403 or 405 ? "deny" : "error")}\r\nConnection: {(close ? "close" : "keep-alive")}\r\n\r\n";
+            await ClientStream.WriteAsync(Encoding.ASCII.GetBytes(head), cancellationToken);
+            await ClientStream.WriteAsync(json, cancellationToken);
+            await ClientStream.FlushAsync(cancellationToken);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or OperationCanceledException)
+        {
+        }
+    }
+
+    private void RedactHeaders(HttpHead response)
+    {
+        var secrets = state.Secrets.KnownValues;
+        if (secrets.Count == 0)
+        {
+            return;
+        }
+
+        for (var i = 0; i < response.Headers.Count; i++)
+        {
+            var (name, value) = response.Headers[i];
+            var redacted = Audit.NetAudit.Redact(value, secrets);
+            if (!ReferenceEquals(redacted, value))
+            {
+                response.Headers[i] = new(name, redacted);
+            }
+        }
+    }
+
+    private static string SetQuery(string query, string name, string value)
+    {
+        var encoded = Uri.EscapeDataString(name) + "=" + Uri.EscapeDataString(value);
+        var parts = query.Length == 0 ? [] : query.Split('&').ToList();
+        parts.RemoveAll(p => Uri.UnescapeDataString(p.Split('=', 2)[0]) == name);
+        parts.Add(encoded);
+        return string.Join('&', parts);
+    }
+
+    private static void Capture(MemoryStream capture, ReadOnlySpan<byte> data, int max)
+    {
+        if (capture.Length + data.Length <= max)
+        {
+            capture.Write(data);
+        }
+    }
+
+    private static long Elapsed(long started) => (long)Stopwatch.GetElapsedTime(started).TotalMicroseconds;
+
+    private static string Short(string s) => s.Length <= 200 ? s : s[..200] + "…";
+
+    private static string Reason(int status) => status switch
+    {
+        400 => "Bad Request",
+        403 => "Forbidden",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Error",
+    };
+
+    public async ValueTask DisposeAsync() => await CloseUpstreamAsync();
+}

@@ -1,0 +1,49 @@
+using System.Net;
+using System.Text.Json;
+
+namespace Hive.SbxProxy;
+
+/// <summary>
+/// Network <c>shared</c>: the other sandboxes of the same group, by name as <c>&lt;name&gt;.hive</c>.
+/// Membership comes from the network leases (one file per sandbox, written by its Sbxd); a peer is
+/// reached through this proxy (audited) at its own address.
+/// </summary>
+internal sealed class Peers(ProxyConfig config)
+{
+    public const string Suffix = ".hive";
+
+    /// <summary>The peer's address when <paramref name="name"/> is <c>&lt;peer&gt;.hive</c> in our group, else null.</summary>
+    public IPAddress? Resolve(string name)
+    {
+        if (config.Group.Length == 0 || config.LeasesDir.Length == 0 || !name.EndsWith(Suffix, StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        var peer = name[..^Suffix.Length];
+        if (peer == config.Sandbox || peer.Length == 0)
+        {
+            return null;
+        }
+
+        try
+        {
+            foreach (var file in Directory.EnumerateFiles(config.LeasesDir))
+            {
+                using var doc = JsonDocument.Parse(File.ReadAllText(file));
+                var root = doc.RootElement;
+                if (root.TryGetProperty("name", out var n) && n.GetString() == peer &&
+                    root.TryGetProperty("group", out var g) && g.GetString() == config.Group &&
+                    root.TryGetProperty("ip", out var ip) && IPAddress.TryParse(ip.GetString(), out var address))
+                {
+                    return address;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException)
+        {
+        }
+
+        return null;
+    }
+}
