@@ -42,12 +42,12 @@ internal sealed class HttpHead
         {
             if (start.Length != 3 || start[0].Length == 0 || !start[0].All(char.IsAsciiLetterUpper) || start[1].Length == 0 || start[2] is not ("HTTP/1.1" or "HTTP/1.0"))
             {
-                throw new HttpProtocolException(400, "malformed request line");
+                throw new HttpMessageException(400, "malformed request line");
             }
         }
         else if (start.Length < 2 || !start[0].StartsWith("HTTP/1.", StringComparison.Ordinal) || start[1].Length != 3 || !start[1].All(char.IsAsciiDigit))
         {
-            throw new HttpProtocolException(502, "malformed status line from upstream");
+            throw new HttpMessageException(502, "malformed status line from upstream");
         }
 
         var headers = new List<KeyValuePair<string, string>>(lines.Length);
@@ -56,13 +56,13 @@ internal sealed class HttpHead
             var colon = line.IndexOf(':', StringComparison.Ordinal);
             if (colon <= 0 || line[0] is ' ' or '\t' || line[..colon].Any(c => c is ' ' or '\t' || c > 0x7e || c < 0x21))
             {
-                throw new HttpProtocolException(request ? 400 : 502, "malformed header line");
+                throw new HttpMessageException(request ? 400 : 502, "malformed header line");
             }
 
             var value = line[(colon + 1)..].Trim(' ', '\t');
             if (value.Any(c => c is '\0' or '\r' or '\n'))
             {
-                throw new HttpProtocolException(request ? 400 : 502, "invalid header value");
+                throw new HttpMessageException(request ? 400 : 502, "invalid header value");
             }
 
             headers.Add(new(line[..colon], value));

@@ -60,7 +60,7 @@ internal sealed class HttpReader(Stream stream)
 
     /// <summary>
     /// The next message head (start line + headers + CRLFCRLF); null at a clean end of stream before
-    /// any byte of a new message. Throws <see cref="HttpProtocolException"/> past <paramref name="max"/> bytes.
+    /// any byte of a new message. Throws <see cref="HttpMessageException"/> past <paramref name="max"/> bytes.
     /// </summary>
     public async Task<byte[]?> ReadHeadAsync(int max, CancellationToken cancellationToken)
     {
@@ -72,6 +72,11 @@ internal sealed class HttpReader(Stream stream)
             if (at >= 0)
             {
                 var length = Math.Max(0, searched - 3) + at + 4;
+                if (length > max)
+                {
+                    throw new HttpMessageException(431, "message head too large");
+                }
+
                 var head = span[..length].ToArray();
                 _start += length;
                 return head;
@@ -80,7 +85,7 @@ internal sealed class HttpReader(Stream stream)
             searched = span.Length;
             if (searched > max)
             {
-                throw new HttpProtocolException(431, "message head too large");
+                throw new HttpMessageException(431, "message head too large");
             }
 
             if (!await FillAsync(cancellationToken))
@@ -90,7 +95,7 @@ internal sealed class HttpReader(Stream stream)
                     return null;
                 }
 
-                throw new HttpProtocolException(400, "connection closed in the middle of a message head");
+                throw new HttpMessageException(400, "connection closed in the middle of a message head");
             }
         }
     }
@@ -110,12 +115,12 @@ internal sealed class HttpReader(Stream stream)
 
             if (span.Length > max)
             {
-                throw new HttpProtocolException(400, "line too long in a chunked body");
+                throw new HttpMessageException(400, "line too long in a chunked body");
             }
 
             if (!await FillAsync(cancellationToken))
             {
-                throw new HttpProtocolException(400, "connection closed in the middle of a chunked body");
+                throw new HttpMessageException(400, "connection closed in the middle of a chunked body");
             }
         }
     }
@@ -144,7 +149,7 @@ internal sealed class HttpReader(Stream stream)
             var n = await ReadAsync(chunk.AsMemory(0, (int)Math.Min(chunk.Length, remaining)), cancellationToken);
             if (n == 0)
             {
-                throw new HttpProtocolException(502, "connection closed before the end of the body");
+                throw new HttpMessageException(502, "connection closed before the end of the body");
             }
 
             tap?.Invoke(chunk.AsSpan(0, n));
@@ -165,7 +170,7 @@ internal sealed class HttpReader(Stream stream)
             var sizeText = line.Split(';', 2)[0].Trim();
             if (sizeText.Length is 0 or > 15 || !long.TryParse(sizeText, System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture, out var size) || size < 0)
             {
-                throw new HttpProtocolException(400, "invalid chunk size");
+                throw new HttpMessageException(400, "invalid chunk size");
             }
 
             var header = Encoding.ASCII.GetBytes(line + "\r\n");
@@ -191,7 +196,7 @@ internal sealed class HttpReader(Stream stream)
             written += await CopyExactlyAsync(size, destination, tap, cancellationToken);
             if (await ReadLineAsync(2, cancellationToken) != string.Empty)
             {
-                throw new HttpProtocolException(400, "chunk not followed by CRLF");
+                throw new HttpMessageException(400, "chunk not followed by CRLF");
             }
 
             await destination.WriteAsync("\r\n"u8.ToArray(), cancellationToken);
@@ -219,7 +224,7 @@ internal sealed class HttpReader(Stream stream)
 }
 
 /// <summary>A message the proxy cannot pass on; <see cref="Status"/> is what the client is told.</summary>
-internal sealed class HttpProtocolException(int status, string message) : Exception(message)
+internal sealed class HttpMessageException(int status, string message) : Exception(message)
 {
     public int Status { get; } = status;
 }

@@ -40,7 +40,7 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
                 {
                     head = await client.ReadHeadAsync(MaxHead, idle.Token);
                 }
-                catch (HttpProtocolException ex)
+                catch (HttpMessageException ex)
                 {
                     Interlocked.Increment(ref state.Counters.Denied);
                     state.Audit.Net("net.http", false, new NetEvent { Protocol = Protocol, Host = host, Port = (uint)port, Status = ex.Status, Error = ex.Message });
@@ -67,7 +67,7 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
         {
             request = HttpHead.Parse(rawHead, request: true);
         }
-        catch (HttpProtocolException ex)
+        catch (HttpMessageException ex)
         {
             return await DenyAsync(ev, ex.Status, "malformed request: " + ex.Message, "protocol", null, close: true, cancellationToken);
         }
@@ -293,7 +293,7 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
 
             return !closeAfter;
         }
-        catch (Exception ex) when (ex is IOException or SocketException or UpstreamException or HttpProtocolException or ObjectDisposedException)
+        catch (Exception ex) when (ex is IOException or SocketException or UpstreamException or HttpMessageException or ObjectDisposedException)
         {
             Interlocked.Increment(ref state.Counters.UpstreamErrors);
             await CloseUpstreamAsync();
@@ -421,7 +421,7 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
             await client.CopyExactlyAsync(b.Length, Stream.Null, null, cancellationToken);
             return true;
         }
-        catch (Exception ex) when (ex is IOException or HttpProtocolException)
+        catch (Exception ex) when (ex is IOException or HttpMessageException)
         {
             return false;
         }

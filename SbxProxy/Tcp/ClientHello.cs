@@ -44,7 +44,7 @@ internal static class ClientHello
                 at += length;
             }
         }
-        catch (ArgumentOutOfRangeException)
+        catch (Exception ex) when (ex is ArgumentOutOfRangeException or IndexOutOfRangeException)
         {
         }
 

@@ -163,6 +163,11 @@ internal sealed class Interceptor(ProxyState state, IPEndPoint endpoint)
         catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException or AuthenticationException)
         {
         }
+        catch (Exception ex)
+        {
+            // A bug must cost this connection, never the proxy (and never let traffic through).
+            Console.Error.WriteLine($"hive-sbxproxy: connection handler failed: {ex}");
+        }
         finally
         {
             if (!keepSocket)

@@ -36,6 +36,43 @@ public sealed record SandboxConfig
     public IReadOnlyDictionary<string, string>? Env { get; init; }
 
     public IReadOnlyList<WorkspaceConfig>? Fs { get; init; }
+
+    /// <summary>Egress rules (implies network isolated): deny rules first, then allow; nothing matching is denied.</summary>
+    public EgressPolicy? Egress { get; init; }
+
+    /// <summary>Network shared: sandboxes of one group reach each other as &lt;name&gt;.hive.</summary>
+    public string? Group { get; init; }
+}
+
+/// <summary>A sandbox's egress policy.</summary>
+public sealed record EgressPolicy
+{
+    public IReadOnlyList<EgressRule>? Allow { get; init; }
+
+    public IReadOnlyList<EgressRule>? Deny { get; init; }
+}
+
+/// <summary>
+/// One egress rule: <see cref="Host"/> is a name or glob (<c>*.pypi.org</c>); <see cref="Ports"/> omitted = any
+/// port for HTTP(S) (raw TCP needs the port named); <see cref="Methods"/>/<see cref="Paths"/> narrow it to
+/// requests; <see cref="Inject"/> sets headers/query values on the way out (<c>${secret:NAME}</c> expanded on the host).
+/// </summary>
+public sealed record EgressRule(string Host)
+{
+    public IReadOnlyList<int>? Ports { get; init; }
+
+    public IReadOnlyList<string>? Methods { get; init; }
+
+    public IReadOnlyList<string>? Paths { get; init; }
+
+    public EgressInject? Inject { get; init; }
+}
+
+public sealed record EgressInject
+{
+    public IReadOnlyDictionary<string, string>? Headers { get; init; }
+
+    public IReadOnlyDictionary<string, string>? Query { get; init; }
 }
 
 /// <summary>A sandbox as the API describes it (<see cref="Raw"/> has every field).</summary>

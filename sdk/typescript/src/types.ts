@@ -13,6 +13,11 @@ export interface WorkspaceConfig {
   root?: string;
 }
 
+/**
+ * An egress rule (SbxProxy). `host`: a name or glob (`*.pypi.org`); `ports`: omitted = any port for
+ * HTTP(S), raw TCP needs the port named; `methods`/`paths` (path globs) narrow it to requests;
+ * `inject` sets headers/query values on the way out — `${secret:NAME}` is expanded on the host.
+ */
 export interface EgressRule {
   host: string;
   methods?: string[];
@@ -31,7 +36,10 @@ export interface SandboxConfig {
   timeout?: number;
   env?: Record<string, string>;
   fs?: WorkspaceConfig[];
-  egress?: { allow: EgressRule[] };
+  /** Implies network "isolated". Deny rules are checked first; nothing matching is denied. */
+  egress?: { allow?: EgressRule[]; deny?: EgressRule[] };
+  /** Network "shared": sandboxes of one group reach each other as `<name>.hive`. */
+  group?: string;
 }
 
 /** A sandbox as the API describes it. */
