@@ -12,6 +12,9 @@ internal sealed class Peers(ProxyConfig config)
 {
     public const string Suffix = ".hive";
 
+    /// <summary>Names under .hive belong to sandboxes: only group members resolve, never the outside world.</summary>
+    public static bool IsReserved(string name) => name.EndsWith(Suffix, StringComparison.Ordinal) || name == "hive";
+
     /// <summary>The peer's address when <paramref name="name"/> is <c>&lt;peer&gt;.hive</c> in our group, else null.</summary>
     public IPAddress? Resolve(string name)
     {
@@ -26,9 +29,19 @@ internal sealed class Peers(ProxyConfig config)
             return null;
         }
 
+        IEnumerable<string> files;
         try
         {
-            foreach (var file in Directory.EnumerateFiles(config.LeasesDir))
+            files = Directory.EnumerateFiles(config.LeasesDir).Where(f => int.TryParse(Path.GetFileName(f), out _)).ToList();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+
+        foreach (var file in files)
+        {
+            try
             {
                 using var doc = JsonDocument.Parse(File.ReadAllText(file));
                 var root = doc.RootElement;
@@ -39,9 +52,10 @@ internal sealed class Peers(ProxyConfig config)
                     return address;
                 }
             }
-        }
-        catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException)
-        {
+            catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException)
+            {
+                // A lease being rewritten or removed: not a peer right now.
+            }
         }
 
         return null;

@@ -8,7 +8,9 @@ namespace Hive.SbxProxy.Dns;
 /// proxy is an authoritative-only responder for one question per query (no recursion, no
 /// compression beyond a pointer to the question) and no DNS server library is available here.
 /// </summary>
-internal readonly record struct DnsQuestion(ushort Id, ushort Flags, string Name, ushort Type, ushort Class, int QuestionEnd)
+/// <param name="Name">Lower-cased (what is decided on).</param>
+/// <param name="AsAsked">As the query spelled it (what is recorded: case can carry tunnelled data).</param>
+internal readonly record struct DnsQuestion(ushort Id, ushort Flags, string Name, ushort Type, ushort Class, int QuestionEnd, string AsAsked)
 {
     public const ushort TypeA = 1;
     public const ushort TypeAaaa = 28;
@@ -92,7 +94,8 @@ internal readonly record struct DnsQuestion(ushort Id, ushort Flags, string Name
 
         var type = BinaryPrimitives.ReadUInt16BigEndian(message[at..]);
         var cls = BinaryPrimitives.ReadUInt16BigEndian(message[(at + 2)..]);
-        return new DnsQuestion(id, flags, name.ToString().ToLowerInvariant(), type, cls, at + 4);
+        var asAsked = name.ToString();
+        return new DnsQuestion(id, flags, asAsked.ToLowerInvariant(), type, cls, at + 4, asAsked);
     }
 
     /// <summary>A response echoing the question, with <paramref name="rcode"/> and an optional A record (TTL 30 s).</summary>

@@ -145,7 +145,7 @@ internal sealed class DnsServer(ProxyState state, IPEndPoint endpoint)
         }
 
         var type = DnsQuestion.TypeName(q.Type);
-        var body = new NetEvent { Protocol = "dns", Host = q.Name, DnsType = type };
+        var body = new NetEvent { Protocol = "dns", Host = q.AsAsked, DnsType = type };
         if ((q.Flags & 0x7800) != 0 || q.Class != 1)
         {
             body.Error = "only standard IN queries are answered";
@@ -155,6 +155,7 @@ internal sealed class DnsServer(ProxyState state, IPEndPoint endpoint)
         var peer = state.Peers.Resolve(q.Name);
         var decision = peer is not null
             ? new EgressDecision(true, $"network shared: group {state.Config.Group}")
+            : Peers.IsReserved(q.Name) ? new EgressDecision(false, "not a member of this sandbox's network group")
             : EgressPolicy.IsValidHostName(q.Name) ? state.Policy.DecideHost(q.Name) : new EgressDecision(false, "not a valid host name");
         body.Rule = decision.Rule;
         if (!decision.Allowed)

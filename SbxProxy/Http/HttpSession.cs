@@ -431,7 +431,7 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
     {
         try
         {
-            var json = JsonSerializer.SerializeToUtf8Bytes(payload);
+            var json = JsonSerializer.SerializeToUtf8Bytes(payload, ErrorJson);
             var head = $"HTTP/1.1 {status} {Reason(status)}\r\nContent-Type: application/json\r\nContent-Length: {json.Length}\r\nX-Hive-Egress: {(status is 403 or 405 ? "deny" : "error")}\r\nConnection: {(close ? "close" : "keep-alive")}\r\n\r\n";
             await ClientStream.WriteAsync(Encoding.ASCII.GetBytes(head), cancellationToken);
             await ClientStream.WriteAsync(json, cancellationToken);
@@ -477,6 +477,9 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
             capture.Write(data);
         }
     }
+
+    /// <summary>Error bodies are read by people and agents: no \u0027-style escapes (the body is JSON, never HTML).</summary>
+    private static readonly JsonSerializerOptions ErrorJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     private static long Elapsed(long started) => (long)Stopwatch.GetElapsedTime(started).TotalMicroseconds;
 

@@ -87,7 +87,7 @@ internal sealed class Interceptor(ProxyState state, IPEndPoint endpoint)
                 return;
             }
 
-            var hostDecision = state.Policy.DecideHost(host);
+            var hostDecision = Peers.IsReserved(host) ? new Hive.Policy.Net.EgressDecision(false, "not a member of this sandbox's network group") : state.Policy.DecideHost(host);
             if (!hostDecision.Allowed)
             {
                 ev.Rule = hostDecision.Rule;

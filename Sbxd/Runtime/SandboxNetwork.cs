@@ -79,14 +79,22 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
 
     // ---- leases ----
 
-    internal sealed record NetLease(int Index, IPAddress HostIp, IPAddress SandboxIp)
+    /// <summary>
+    /// A /30 and the host-side names derived from it. <paramref name="Tag"/> (from the leases dir) keeps
+    /// the names of two Controllers on one host apart (interface names are at most 15 characters).
+    /// </summary>
+    internal sealed record NetLease(int Index, string Tag, IPAddress HostIp, IPAddress SandboxIp)
     {
-        public string HostLink => "hvb" + Index.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        private string Id => Tag + Index.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-        public string NatChain => "HIVE-N" + Index.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        public string HostLink => "hv" + Id;
 
-        public string FilterChain => "HIVE-I" + Index.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        public string NatChain => "HIVE-N" + Id;
+
+        public string FilterChain => "HIVE-I" + Id;
     }
+
+    private string Tag => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Path.GetFullPath(LeasesDir))))[..4];
 
     private NetLease AcquireLease()
     {
@@ -137,7 +145,7 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
         File.Move(file + ".tmp", file, overwrite: true);
     }
 
-    private static NetLease Make(int index, uint network)
+    private NetLease Make(int index, uint network)
     {
         static IPAddress At(uint value)
         {
@@ -147,7 +155,7 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
         }
 
         var subnet = network + ((uint)index * 4);
-        return new NetLease(index, At(subnet + 1), At(subnet + 2));
+        return new NetLease(index, Tag, At(subnet + 1), At(subnet + 2));
     }
 
     internal static (uint Network, int Count) ParsePool(string cidr)

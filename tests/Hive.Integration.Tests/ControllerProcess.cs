@@ -63,7 +63,7 @@ public sealed partial class ControllerProcess : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in (string[])["--port", "0", "--data-dir", DataDir, "--image-dir", Paths.ImageDir, "--sbxd", Paths.Sbxd, "--sbxfuse", Paths.SbxFuse, "--agent-bundle", Paths.AgentBundle, .. ExtraArgs])
+        foreach (var arg in (string[])["--port", "0", "--data-dir", DataDir, "--image-dir", Paths.ImageDir, "--sbxd", Paths.Sbxd, "--sbxfuse", Paths.SbxFuse, "--sbxproxy", Paths.SbxProxy, "--agent-bundle", Paths.AgentBundle, .. ExtraArgs])
         {
             start.ArgumentList.Add(arg);
         }

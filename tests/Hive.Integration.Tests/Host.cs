@@ -53,7 +53,7 @@ internal static class Host
     }
 
     /// <summary>Everything of sandbox <paramref name="name"/> that still exists on the host; empty when it is fully gone.</summary>
-    public static async Task<List<string>> LeftoversAsync(string name, string stateDir)
+    public static async Task<List<string>> LeftoversAsync(string name, string stateDir, string? hostLink = null)
     {
         var found = new List<string>();
         foreach (var line in await File.ReadAllLinesAsync("/proc/self/mountinfo"))
@@ -108,9 +108,18 @@ internal static class Host
         }
 
         var (_, links, _) = await RunAsync("ip", "-o", "link", "show");
-        foreach (var link in links.Split('\n').Where(l => l.Contains($"hv-{name}", StringComparison.Ordinal)))
+        foreach (var link in links.Split('\n').Where(l => l.Contains($"hv-{name}", StringComparison.Ordinal) || (hostLink is not null && l.Contains($" {hostLink}@", StringComparison.Ordinal))))
         {
             found.Add("link " + link);
+        }
+
+        if (hostLink is not null)
+        {
+            foreach (var table in new[] { "filter", "nat" })
+            {
+                var (_, rules, _) = await RunAsync("iptables", "-w", "5", "-t", table, "-S");
+                found.AddRange(rules.Split('\n').Where(r => r.Contains(hostLink, StringComparison.Ordinal) || r.Contains("HIVE-N" + hostLink[2..], StringComparison.Ordinal) || r.Contains("HIVE-I" + hostLink[2..], StringComparison.Ordinal)).Select(r => $"iptables {table}: {r}"));
+            }
         }
 
         return found;

@@ -13,6 +13,8 @@ internal static class Paths
 
     public static string Cli => Path.Combine(Out, "cli", "hive");
 
+    public static string SbxProxy => Path.Combine(Out, "sbxproxy", "hive-sbxproxy");
+
     public static string SbxFuse => Path.Combine(Out, "sbxfuse", "hive-sbxfuse");
 
     public static string AgentBundle => Environment.GetEnvironmentVariable("HIVE_AGENT_BUNDLE") is { Length: > 0 } b ? b : Path.Combine(Out, "agent-bundle");
