@@ -38,6 +38,7 @@ bench: build images
 	@bench/exec-latency
 	@bench/fuse
 	@bench/events
+	@bench/proxy
 
 clean:
 	rm -rf out */bin */obj tests/*/bin tests/*/obj

@@ -31,6 +31,8 @@ internal sealed class ApiClient : IDisposable
 
     public Task<JsonNode> PostAsync(string path, object body, CancellationToken ct) => SendJsonAsync(HttpMethod.Post, path, body, ct);
 
+    public Task<JsonNode> PutAsync(string path, object body, CancellationToken ct) => SendJsonAsync(HttpMethod.Put, path, body, ct);
+
     public Task<JsonNode> DeleteAsync(string path, CancellationToken ct) => SendJsonAsync(HttpMethod.Delete, path, null, ct);
 
     public async Task<JsonNode> UploadAsync(string path, Stream content, long? length, CancellationToken ct)

@@ -36,6 +36,7 @@ internal static class CommandTree
         root.Subcommands.Add(Copy());
         root.Subcommands.Add(Remove());
         root.Subcommands.Add(EventsCommand.Build(Client, Json));
+        root.Subcommands.Add(SecretsCommand.Build(Client, Json));
         root.Subcommands.Add(McpCommand.Build(ApiUrl, ApiKey));
         return root;
     }
@@ -51,7 +52,10 @@ internal static class CommandTree
         var pids = new Option<int?>("--pids") { Description = "Maximum number of processes (default 128)" };
         var timeout = new Option<int?>("--timeout") { Description = "Seconds until the sandbox is destroyed (default 3600, max 86400)" };
         var env = new Option<string[]>("--env", "-e") { Description = "Environment variable KEY=VALUE for every command (repeatable)", AllowMultipleArgumentsPerToken = false };
-        var command = new Command("create", "Create a sandbox") { name, image, memory, cpus, pids, timeout, env, Json };
+        var network = new Option<string?>("--network") { Description = "none (default), isolated or shared (egress through SbxProxy)" };
+        var egress = new Option<string?>("--egress") { Description = "Egress rules: JSON like {\"allow\":[{\"host\":\"*.pypi.org\"}]} or @FILE (implies --network isolated)" };
+        var group = new Option<string?>("--group") { Description = "Network shared: the group whose members reach each other as NAME.hive" };
+        var command = new Command("create", "Create a sandbox") { name, image, memory, cpus, pids, timeout, env, network, egress, group, Json };
         command.SetAction(async (parse, ct) =>
         {
             using var api = Client(parse);
@@ -77,6 +81,21 @@ internal static class CommandTree
             if (ParseEnv(parse.GetValue(env)) is { Count: > 0 } vars)
             {
                 body["env"] = vars;
+            }
+
+            Put(body, "network", parse.GetValue(network));
+            Put(body, "group", parse.GetValue(group));
+            if (parse.GetValue(egress) is { } rules)
+            {
+                var text = rules.StartsWith('@') ? await File.ReadAllTextAsync(rules[1..], ct) : rules;
+                try
+                {
+                    body["egress"] = JsonNode.Parse(text);
+                }
+                catch (System.Text.Json.JsonException ex)
+                {
+                    throw new CliException($"--egress is not valid JSON: {ex.Message}", 2);
+                }
             }
 
             var created = await api.PostAsync("api/v1/hiveboxes", body, ct);

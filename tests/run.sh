@@ -34,6 +34,11 @@ leftovers=$(ip netns list 2>/dev/null | grep -c '^hive-' || true)
 if ((leftovers > 0)); then
   echo "!!  $leftovers hive-* network namespace(s) left behind by the tests"
 fi
+links=$(ip -o link show 2>/dev/null | grep -cE '^[0-9]+: hv[0-9a-f]{4}[0-9]+@' || true)
+chains=$( { iptables -w 5 -S; iptables -w 5 -t nat -S; } 2>/dev/null | grep -c -- '-N HIVE-' || true)
+if ((links > 0 || chains > 0)); then
+  echo "!!  $links sandbox veth link(s) and $chains HIVE-* iptables chain(s) left behind by the tests"
+fi
 
 summary="$passed passed, $failed failed"
 ((skipped > 0)) && summary+=", $skipped skipped"

@@ -284,49 +284,45 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
     private static Task<Command.Result> IptablesAsync(CancellationToken cancellationToken, params string[] args) =>
         Command.RunAsync("iptables", ["-w", "5", .. args], cancellationToken);
 
+    /// <summary>
+    /// Installs (or replaces) the sandbox's chains in one <c>iptables-restore --noflush</c> transaction, so a
+    /// restarted Sbxd never leaves a moment in which the sandbox's traffic is not redirected or filtered.
+    /// </summary>
     private async Task EnsureFirewallAsync(NetLease lease, CancellationToken cancellationToken)
     {
         var link = lease.HostLink;
         var host = lease.HostIp.ToString();
         var dns = DnsPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var proxy = ProxyPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        async Task<string> JumpIfMissing(string[] table, string chain, string rule) =>
+            (await IptablesAsync(cancellationToken, [.. table, "-C", chain, .. rule.Split(' ')])).Ok ? string.Empty : $"-I {chain} 1 {rule}\n";
 
         // nat: DNS to the resolver, every other TCP connection to the proxy (original destination kept for SO_ORIGINAL_DST).
-        await IptablesAsync(cancellationToken, "-t", "nat", "-N", lease.NatChain);
-        await Require(IptablesAsync(cancellationToken, "-t", "nat", "-F", lease.NatChain), "iptables -F nat");
-        await Require(IptablesAsync(cancellationToken, "-t", "nat", "-A", lease.NatChain, "-p", "udp", "--dport", "53", "-j", "REDIRECT", "--to-ports", dns), "iptables nat dns/udp");
-        await Require(IptablesAsync(cancellationToken, "-t", "nat", "-A", lease.NatChain, "-p", "tcp", "--dport", "53", "-j", "REDIRECT", "--to-ports", dns), "iptables nat dns/tcp");
-        await Require(IptablesAsync(cancellationToken, "-t", "nat", "-A", lease.NatChain, "-p", "tcp", "-j", "REDIRECT", "--to-ports", proxy), "iptables nat tcp");
-        await EnsureJumpAsync(cancellationToken, ["-t", "nat"], "PREROUTING", ["-i", link, "-j", lease.NatChain]);
+        // filter: from the sandbox only the proxy and the resolver on the host end, and replies to
+        // connections the host made (the proxy reaching a shared-group peer); nothing else, no forwarding.
+        var rules = $"""
+            *nat
+            :{lease.NatChain} - [0:0]
+            -A {lease.NatChain} -p udp --dport 53 -j REDIRECT --to-ports {dns}
+            -A {lease.NatChain} -p tcp --dport 53 -j REDIRECT --to-ports {dns}
+            -A {lease.NatChain} -p tcp -j REDIRECT --to-ports {proxy}
+            {await JumpIfMissing(["-t", "nat"], "PREROUTING", $"-i {link} -j {lease.NatChain}")}COMMIT
+            *filter
+            :{lease.FilterChain} - [0:0]
+            -A {lease.FilterChain} -d {host}/32 -p tcp --dport {proxy} -j ACCEPT
+            -A {lease.FilterChain} -d {host}/32 -p udp --dport {dns} -j ACCEPT
+            -A {lease.FilterChain} -d {host}/32 -p tcp --dport {dns} -j ACCEPT
+            -A {lease.FilterChain} -m conntrack --ctstate ESTABLISHED -j ACCEPT
+            -A {lease.FilterChain} -j DROP
+            {await JumpIfMissing([], "INPUT", $"-i {link} -j {lease.FilterChain}")}{await JumpIfMissing([], "FORWARD", $"-i {link} -j DROP")}{await JumpIfMissing([], "FORWARD", $"-o {link} -j DROP")}COMMIT
 
-        // filter: from the sandbox only the proxy and the resolver on the host end; replies to
-        // connections the host made (the proxy reaching a shared-group peer); nothing else.
-        await IptablesAsync(cancellationToken, "-N", lease.FilterChain);
-        await Require(IptablesAsync(cancellationToken, "-F", lease.FilterChain), "iptables -F filter");
-        await Require(IptablesAsync(cancellationToken, "-A", lease.FilterChain, "-d", host, "-p", "tcp", "--dport", proxy, "-j", "ACCEPT"), "iptables accept proxy");
-        await Require(IptablesAsync(cancellationToken, "-A", lease.FilterChain, "-d", host, "-p", "udp", "--dport", dns, "-j", "ACCEPT"), "iptables accept dns/udp");
-        await Require(IptablesAsync(cancellationToken, "-A", lease.FilterChain, "-d", host, "-p", "tcp", "--dport", dns, "-j", "ACCEPT"), "iptables accept dns/tcp");
-        await Require(IptablesAsync(cancellationToken, "-A", lease.FilterChain, "-m", "conntrack", "--ctstate", "ESTABLISHED", "-j", "ACCEPT"), "iptables accept established");
-        await Require(IptablesAsync(cancellationToken, "-A", lease.FilterChain, "-j", "DROP"), "iptables drop");
-        await EnsureJumpAsync(cancellationToken, [], "INPUT", ["-i", link, "-j", lease.FilterChain]);
-        await EnsureJumpAsync(cancellationToken, [], "FORWARD", ["-i", link, "-j", "DROP"]);
-        await EnsureJumpAsync(cancellationToken, [], "FORWARD", ["-o", link, "-j", "DROP"]);
-    }
-
-    private static async Task EnsureJumpAsync(CancellationToken cancellationToken, string[] table, string chain, string[] rule)
-    {
-        if (!(await IptablesAsync(cancellationToken, [.. table, "-C", chain, .. rule])).Ok)
+            """;
+        var file = Path.Combine(NetDir, "iptables.rules");
+        await File.WriteAllTextAsync(file, rules.Replace("\n\n", "\n", StringComparison.Ordinal), cancellationToken);
+        var restore = await Command.RunAsync("iptables-restore", ["-w", "5", "--noflush", file], cancellationToken);
+        if (!restore.Ok)
         {
-            await Require(IptablesAsync(cancellationToken, [.. table, "-I", chain, "1", .. rule]), $"iptables -I {chain}");
-        }
-    }
-
-    private static async Task Require(Task<Command.Result> run, string what)
-    {
-        var result = await run;
-        if (!result.Ok)
-        {
-            throw new InvalidOperationException(result.Describe(what));
+            throw new InvalidOperationException(restore.Describe("iptables-restore (sandbox firewall)"));
         }
     }
 

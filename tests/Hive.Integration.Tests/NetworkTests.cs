@@ -447,6 +447,39 @@ public sealed class NetworkTests
     }
 
     [Test]
+    public async Task Cli_stores_secrets_and_creates_a_governed_sandbox()
+    {
+        var name = Names.Unique("net");
+        var env = new Dictionary<string, string> { ["HIVEBOX_API_URL"] = _controller.BaseAddress.ToString().TrimEnd('/') };
+        var set = await Host.RunWithEnvAsync("/bin/sh", ["-c", "printf '%s\n' \"$V\" | \"$0\" secrets set cli-tok", Paths.Cli], "/", TimeSpan.FromSeconds(60), new(env) { ["V"] = _secret });
+        Assert.That(set.Code, Is.EqualTo(0), set.Output);
+        var listed = await Host.RunWithEnvAsync(Paths.Cli, ["secrets", "ls"], "/", TimeSpan.FromSeconds(60), env);
+        Assert.That(listed.Stdout, Does.Contain("cli-tok").And.Not.Contain(_secret));
+        const string egress = """{"allow": [{"host": "api.test", "inject": {"headers": {"Authorization": "Bearer ${secret:cli-tok}"}}}]}""";
+        var created = await Host.RunWithEnvAsync(Paths.Cli, ["create", name, "--egress", egress, "--json"], "/", TimeSpan.FromSeconds(120), env);
+        Assert.That(created.Code, Is.EqualTo(0), created.Output);
+        try
+        {
+            using (var json = JsonDocument.Parse(created.Stdout))
+            {
+                Assert.That(json.RootElement.GetProperty("network").GetProperty("mode").GetString(), Is.EqualTo("isolated"));
+            }
+
+            var exec = await Host.RunWithEnvAsync(Paths.Cli, ["exec", name, "--", "curl", "-s", $"https://api.test:{_https}/cli"], "/", TimeSpan.FromSeconds(60), env);
+            Assert.That(exec.Stdout, Does.Contain("\"authorized\": true"), exec.Output);
+            var bad = await Host.RunWithEnvAsync(Paths.Cli, ["create", Names.Unique("net"), "--egress", "{\"allow\": [{\"host\": \"10.0.0.1\"}]}"], "/", TimeSpan.FromSeconds(60), env);
+            Assert.That((bad.Code, bad.Output), Is.Not.EqualTo((0, string.Empty)));
+            Assert.That(bad.Output, Does.Contain("IP address"));
+        }
+        finally
+        {
+            await _controller.DestroyAsync(name);
+            var removed = await Host.RunWithEnvAsync(Paths.Cli, ["secrets", "rm", "cli-tok"], "/", TimeSpan.FromSeconds(60), env);
+            Assert.That(removed.Code, Is.EqualTo(0), removed.Output);
+        }
+    }
+
+    [Test]
     public async Task Llm_calls_are_observed_from_the_traffic()
     {
         var name = Names.Unique("net");
@@ -612,6 +645,41 @@ public sealed class NetworkTests
         finally
         {
             await _controller.DestroyAsync(name);
+        }
+    }
+
+    [Test]
+    public async Task A_restarted_Sbxd_adopts_the_network_and_keeps_the_address()
+    {
+        var name = Names.Unique("net");
+        var created = await _controller.CreateAsync(new { name, egress = new { allow = new object[] { new { host = "api.test" } } } });
+        var state = _controller.StateDir(name);
+        var sbxd = File.ReadAllText(Path.Combine(state, "sbxd.pid")).Trim();
+        var proxy = File.ReadAllText(Path.Combine(state, "net", "sbxproxy.pid")).Trim();
+        try
+        {
+            await Host.RunAsync("kill", "-KILL", sbxd);
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            string now;
+            do
+            {
+                await Task.Delay(100);
+                using var get = await _controller.Http.GetAsync($"/api/v1/hiveboxes/{name}");
+                now = File.ReadAllText(Path.Combine(state, "sbxd.pid")).Trim();
+            }
+            while ((now == sbxd || !Directory.Exists($"/proc/{now}")) && DateTime.UtcNow < deadline);
+            Assert.That(now, Is.Not.EqualTo(sbxd), "the Controller started a new Sbxd");
+
+            var again = await _controller.WaitForEventsAsync(name, e => e.Count(x => x.GetProperty("kind").GetString() == "lifecycle.sbxd_started") >= 2, kind: "lifecycle.sbxd_started");
+            Assert.That(again, Has.Count.GreaterThanOrEqualTo(2));
+            var (_, detail) = await _controller.SendAsync(HttpMethod.Get, $"/api/v1/hiveboxes/{name}");
+            Assert.That(detail.GetProperty("network").GetProperty("ip").GetString(), Is.EqualTo(created.GetProperty("network").GetProperty("ip").GetString()));
+            Assert.That(File.ReadAllText(Path.Combine(state, "net", "sbxproxy.pid")).Trim(), Is.EqualTo(proxy), "the running proxy was adopted, not replaced");
+            Assert.That((await CurlAsync(name, ("after", $"https://api.test:{_https}/")))["after"], Is.EqualTo("200 rc=0"));
+        }
+        finally
+        {
+            await DestroyAndCheckAsync(name, HostLinkOf(created));
         }
     }
 
