@@ -17,6 +17,29 @@ for (var i = 0; i < args.Length; i++)
 {
     switch (args[i])
     {
+        case "--bench-mint" when i + 1 < args.Length:
+            // bench/proxy: what one leaf certificate costs to mint (ECDSA P-256, signed by a fresh CA).
+            var dir = Directory.CreateTempSubdirectory("hive-mint-").FullName;
+            try
+            {
+                CertificateAuthority.Init(dir, "bench");
+                using var authority = CertificateAuthority.Load(dir);
+                authority.Mint("warm-up.test");
+                var count = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture);
+                var watch = System.Diagnostics.Stopwatch.StartNew();
+                for (var n = 0; n < count; n++)
+                {
+                    authority.Mint($"h{n}.bench.test");
+                }
+
+                Console.WriteLine((watch.Elapsed.TotalMilliseconds / count).ToString("F3", System.Globalization.CultureInfo.InvariantCulture));
+            }
+            finally
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+
+            return 0;
         case "--init-ca" when i + 2 < args.Length:
             CertificateAuthority.Init(args[i + 1], args[i + 2]);
             return 0;

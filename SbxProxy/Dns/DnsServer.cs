@@ -175,6 +175,14 @@ internal sealed class DnsServer(ProxyState state, IPEndPoint endpoint)
 
             address = synthetic.GetAddressBytes();
             body.Answers.Add(synthetic.ToString());
+
+            // A connection usually follows the answer within a millisecond: mint the name's TLS
+            // certificate now, off the connection's path (it is cached; minting twice is harmless).
+            if (peer is null)
+            {
+                var name = q.Name;
+                _ = Task.Run(() => state.Ca.ContextFor(name));
+            }
         }
 
         // AAAA and every other type: the name exists, with no records of that type (no IPv6 here).

@@ -139,6 +139,25 @@ internal sealed class HttpReader(Stream stream)
         return await stream.ReadAsync(destination, cancellationToken);
     }
 
+    /// <summary>Reads exactly <paramref name="count"/> bytes (a small body, to send with its head in one write).</summary>
+    public async Task<byte[]> ReadExactAsync(int count, CancellationToken cancellationToken)
+    {
+        var data = new byte[count];
+        var read = 0;
+        while (read < count)
+        {
+            var n = await ReadAsync(data.AsMemory(read), cancellationToken);
+            if (n == 0)
+            {
+                throw new HttpMessageException(502, "connection closed before the end of the body");
+            }
+
+            read += n;
+        }
+
+        return data;
+    }
+
     /// <summary>Copies exactly <paramref name="count"/> body bytes to <paramref name="destination"/>.</summary>
     public async Task<long> CopyExactlyAsync(long count, Stream destination, Action<ReadOnlySpan<byte>>? tap, CancellationToken cancellationToken)
     {

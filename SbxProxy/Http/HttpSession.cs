@@ -19,6 +19,9 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
 {
     private const int MaxHead = 64 * 1024;
     private const long MaxDrain = 1024 * 1024;
+
+    /// <summary>Bodies up to this size travel in the same write as their head.</summary>
+    private const int SmallBody = 16 * 1024;
     private Socket? _upstreamSocket;
     private Stream? _upstream;
     private HttpReader? _upstreamReader;
@@ -197,12 +200,24 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
         try
         {
             var outgoingHead = request.Serialize();
-            await _upstream!.WriteAsync(outgoingHead, cancellationToken);
-            bytesOut += outgoingHead.Length;
             Action<ReadOnlySpan<byte>>? requestTap = requestCapture is null ? null : data => Capture(requestCapture, data, LlmCalls.MaxRequestCapture);
-            bytesOut += chunked
-                ? await client.CopyChunkedAsync(_upstream, requestTap, cancellationToken)
-                : await client.CopyExactlyAsync(length, _upstream, requestTap, cancellationToken);
+            if (!chunked && length <= SmallBody)
+            {
+                // Head and a small body in one write: one TLS record, one syscall.
+                var payload = await client.ReadExactAsync((int)length, cancellationToken);
+                requestTap?.Invoke(payload);
+                await _upstream!.WriteAsync(Concat(outgoingHead, payload), cancellationToken);
+                bytesOut += outgoingHead.Length + payload.Length;
+            }
+            else
+            {
+                await _upstream!.WriteAsync(outgoingHead, cancellationToken);
+                bytesOut += outgoingHead.Length;
+                bytesOut += chunked
+                    ? await client.CopyChunkedAsync(_upstream, requestTap, cancellationToken)
+                    : await client.CopyExactlyAsync(length, _upstream, requestTap, cancellationToken);
+            }
+
             await _upstream.FlushAsync(cancellationToken);
 
             byte[] responseHead;
@@ -223,8 +238,27 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
             }
 
             RedactHeaders(response);
+            var noBody = method == "HEAD" || status is 204 or 304 or 101;
+            var responseChunked = response.GetAll("Transfer-Encoding").SelectMany(v => v.Split(',')).LastOrDefault()?.Trim().Equals("chunked", StringComparison.OrdinalIgnoreCase) == true;
+            var responseLength = response.Get("Content-Length") is { } cl && long.TryParse(cl, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : -1;
+            var untilClose = !noBody && !responseChunked && responseLength < 0;
+            var responseCapture = llm is null ? null : new MemoryStream();
+            Action<ReadOnlySpan<byte>>? responseTap = responseCapture is null ? null : data => Capture(responseCapture, data, LlmCalls.MaxResponseCapture);
             var clientHead = response.Serialize();
-            await ClientStream.WriteAsync(clientHead, cancellationToken);
+            var bodyDone = false;
+            if (!noBody && !responseChunked && responseLength is >= 0 and <= SmallBody)
+            {
+                var payload = await _upstreamReader.ReadExactAsync((int)responseLength, cancellationToken);
+                responseTap?.Invoke(payload);
+                await ClientStream.WriteAsync(Concat(clientHead, payload), cancellationToken);
+                bytesIn += payload.Length;
+                bodyDone = true;
+            }
+            else
+            {
+                await ClientStream.WriteAsync(clientHead, cancellationToken);
+            }
+
             responded = true;
             bytesIn += clientHead.Length;
             ev.Status = status;
@@ -247,13 +281,7 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
                 return false;
             }
 
-            var noBody = method == "HEAD" || status is 204 or 304;
-            var responseChunked = response.GetAll("Transfer-Encoding").SelectMany(v => v.Split(',')).LastOrDefault()?.Trim().Equals("chunked", StringComparison.OrdinalIgnoreCase) == true;
-            var responseLength = response.Get("Content-Length") is { } cl && long.TryParse(cl, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : -1;
-            var untilClose = !noBody && !responseChunked && responseLength < 0;
-            var responseCapture = llm is null ? null : new MemoryStream();
-            Action<ReadOnlySpan<byte>>? responseTap = responseCapture is null ? null : data => Capture(responseCapture, data, LlmCalls.MaxResponseCapture);
-            if (!noBody)
+            if (!noBody && !bodyDone)
             {
                 bytesIn += responseChunked
                     ? await _upstreamReader.CopyChunkedAsync(ClientStream, responseTap, cancellationToken)
@@ -468,6 +496,19 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
         parts.RemoveAll(p => Uri.UnescapeDataString(p.Split('=', 2)[0]) == name);
         parts.Add(encoded);
         return string.Join('&', parts);
+    }
+
+    private static byte[] Concat(byte[] head, byte[] body)
+    {
+        if (body.Length == 0)
+        {
+            return head;
+        }
+
+        var message = new byte[head.Length + body.Length];
+        head.CopyTo(message, 0);
+        body.CopyTo(message, head.Length);
+        return message;
     }
 
     private static void Capture(MemoryStream capture, ReadOnlySpan<byte> data, int max)
