@@ -18,7 +18,7 @@ namespace Hive.Integration.Tests;
 [CancelAfter(900_000)]
 public sealed class NetworkTests
 {
-    private static readonly string[] TestNames = ["api.test", "api2.test", "files.pypi.test", "a.b.pypi.test", "pypi.test", "bad.pypi.test", "raw.test", "llm.test", "ws.test", "other.test"];
+    private static readonly string[] TestNames = ["nosan.test", "api.test", "api2.test", "files.pypi.test", "a.b.pypi.test", "pypi.test", "bad.pypi.test", "raw.test", "llm.test", "ws.test", "other.test"];
     private readonly string _secret = "sk-hive-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
     private string _dir = null!;
     private Process? _upstream;
@@ -76,7 +76,7 @@ public sealed class NetworkTests
         using var leafKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var leafRequest = new CertificateRequest("CN=api.test", leafKey, HashAlgorithmName.SHA256);
         var san = new SubjectAlternativeNameBuilder();
-        foreach (var name in TestNames)
+        foreach (var name in TestNames.Where(n => n != "nosan.test"))
         {
             san.AddDnsName(name);
         }
@@ -147,6 +147,7 @@ public sealed class NetworkTests
                     new { host = "api.test", methods = new[] { "GET" }, paths = new[] { "/repos/**" } },
                     new { host = "*.pypi.test" },
                     new { host = "api2.test", ports = new[] { _http } },
+                    new { host = "nosan.test" },
                 },
             },
         });
@@ -170,7 +171,9 @@ public sealed class NetworkTests
                 ("denied_host", $"http://bad.pypi.test:{_http}/x"),
                 ("unlisted", $"http://other.test:{_http}/x"),
                 ("port_ok", $"http://api2.test:{_http}/x"),
-                ("port_bad", $"https://api2.test:{_https}/x"));
+                ("port_bad", $"https://api2.test:{_https}/x"),
+                ("upstream_down", "http://api.test:1/repos/x"),
+                ("upstream_untrusted", $"https://nosan.test:{_https}/"));
             Assert.Multiple(() =>
             {
                 Assert.That(r["get_http"], Is.EqualTo("200 rc=0"));
@@ -187,6 +190,8 @@ public sealed class NetworkTests
                 Assert.That(r["unlisted"], Is.EqualTo("000 rc=6"));
                 Assert.That(r["port_ok"], Is.EqualTo("200 rc=0"));
                 Assert.That(r["port_bad"], Does.StartWith("000 "), "a port no rule names is refused");
+                Assert.That(r["upstream_down"], Is.EqualTo("502 rc=0"), "nothing listening upstream");
+                Assert.That(r["upstream_untrusted"], Is.EqualTo("502 rc=0"), "the upstream's certificate does not name the host");
             });
 
             // Keep-alive: the second request on the same connection is decided on its own.
@@ -209,6 +214,8 @@ public sealed class NetworkTests
             Assert.That(events.Any(e => e.GetProperty("kind").GetString() == "net.dns" && e.GetProperty("decision").GetString() == "deny" && e.GetProperty("host").GetString() == "other.test"), "NXDOMAIN audited");
             Assert.That(events.Any(e => e.GetProperty("kind").GetString() == "net.dns" && e.GetProperty("decision").GetString() == "deny" && e.GetProperty("host").GetString() == "bad.pypi.test" && e.GetProperty("rule").GetString() == "deny[0] bad.pypi.test"), "deny rule named");
             Assert.That(events.Any(e => e.GetProperty("kind").GetString() == "net.connect" && e.GetProperty("host").GetString() == "api2.test" && e.GetProperty("port").GetInt32() == _https), "refused port audited");
+            Assert.That(http.Any(e => e.GetProperty("host").GetString() == "nosan.test" && e.GetProperty("status").GetInt32() == 502 && e.GetProperty("error").GetString()!.Contains("TLS with nosan.test failed", StringComparison.Ordinal)), "upstream TLS failure audited");
+            Assert.That(http.Any(e => e.GetProperty("port").GetInt32() == 1 && e.GetProperty("status").GetInt32() == 502 && e.GetProperty("error").GetString()!.Contains("cannot connect", StringComparison.Ordinal)), "upstream connect failure audited");
         }
         finally
         {
