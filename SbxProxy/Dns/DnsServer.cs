@@ -137,6 +137,20 @@ internal sealed class DnsServer(ProxyState state, IPEndPoint endpoint)
     /// <summary>Decides and answers one query; null = no answer at all (not a query, or audit unavailable).</summary>
     internal byte[]? Handle(ReadOnlySpan<byte> query, string transport)
     {
+        try
+        {
+            return Decide(query, transport);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // E.g. the names file cannot be written: no answer is safer than one that is not on record.
+            Console.Error.WriteLine("hive-sbxproxy: DNS query not answered: " + ex.Message);
+            return null;
+        }
+    }
+
+    private byte[]? Decide(ReadOnlySpan<byte> query, string transport)
+    {
         Interlocked.Increment(ref state.Counters.DnsQueries);
         var question = DnsQuestion.Parse(query);
         if (question is not { } q)

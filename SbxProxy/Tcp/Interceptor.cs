@@ -19,7 +19,11 @@ namespace Hive.SbxProxy.Tcp;
 /// </summary>
 internal sealed class Interceptor(ProxyState state, IPEndPoint endpoint)
 {
+    /// <summary>Connections one sandbox may hold open through its proxy at once; more are reset (and audited).</summary>
+    public const int MaxConnections = 4096;
+
     private const int SolIp = 0;
+    private int _open;
     private const int SoOriginalDst = 80;
     private Socket? _listener;
 
@@ -57,6 +61,7 @@ internal sealed class Interceptor(ProxyState state, IPEndPoint endpoint)
     private async Task HandleAsync(Socket client, CancellationToken stop)
     {
         Interlocked.Increment(ref state.Counters.Connections);
+        var open = Interlocked.Increment(ref _open);
         client.NoDelay = true;
         var keepSocket = false;
         try
@@ -65,6 +70,14 @@ internal sealed class Interceptor(ProxyState state, IPEndPoint endpoint)
             var ev = new NetEvent { Protocol = "tcp", Ip = original.Address.ToString(), Port = (uint)original.Port };
             if (!state.Audit.Healthy)
             {
+                return;
+            }
+
+            if (open > MaxConnections)
+            {
+                ev.Error = $"more than {MaxConnections} connections open at once";
+                ev.Rule = "connection limit";
+                Deny(ev);
                 return;
             }
 
@@ -139,6 +152,13 @@ internal sealed class Interceptor(ProxyState state, IPEndPoint endpoint)
                     return;
                 }
 
+                ev.Protocol = "http";
+                ev.Rule = decision.Rule;
+                if (!Allow(ev))
+                {
+                    return;
+                }
+
                 keepSocket = true;
                 var reader = new HttpReader(new NetworkStream(client, ownsSocket: true));
                 reader.Prepend(buffer.AsSpan(0, count));
@@ -170,6 +190,7 @@ internal sealed class Interceptor(ProxyState state, IPEndPoint endpoint)
         }
         finally
         {
+            Interlocked.Decrement(ref _open);
             if (!keepSocket)
             {
                 Reset(client);
@@ -212,6 +233,13 @@ internal sealed class Interceptor(ProxyState state, IPEndPoint endpoint)
             ev.Rule = decision.Rule;
             ev.Error = $"{host}:{original.Port} is not allowed";
             DenyTls(client, ev);
+            return;
+        }
+
+        ev.Rule = decision.Rule;
+        if (!Allow(ev))
+        {
+            Reset(client);
             return;
         }
 
@@ -271,7 +299,7 @@ internal sealed class Interceptor(ProxyState state, IPEndPoint endpoint)
             return;
         }
 
-        if (!state.Audit.Net("net.tcp.open", true, ev.Clone()))
+        if (!Allow(ev.Clone()))
         {
             upstream.Dispose();
             Reset(client);
@@ -292,6 +320,9 @@ internal sealed class Interceptor(ProxyState state, IPEndPoint endpoint)
         Interlocked.Add(ref state.Counters.BytesIn, down);
         state.Audit.Net("net.tcp", true, ev);
     }
+
+    /// <summary>An allowed connection, on record before anything is forwarded; false = audit unavailable (refuse).</summary>
+    private bool Allow(NetEvent ev) => state.Audit.Net("net.connect", true, ev.Clone());
 
     private void Deny(NetEvent ev)
     {

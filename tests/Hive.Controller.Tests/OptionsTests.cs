@@ -47,5 +47,23 @@ public sealed class OptionsTests
     }
 
     [Test]
+    public void Network_options()
+    {
+        var (options, errors, _) = Parse([]);
+        Assert.That(errors, Is.Empty);
+        Assert.That((options!.NetPool, options.SyntheticPool, options.SbxProxyPath), Is.EqualTo(("10.213.0.0/16", "10.214.0.0/16", "/opt/hive/sbxproxy/hive-sbxproxy")));
+        Assert.That(options.SecretsDir, Is.EqualTo("/var/lib/hive/secrets"));
+
+        (options, errors, _) = Parse(["--net-pool", "10.50.0.0/20", "--egress-resolve", "API.example.test=127.0.0.1, db.test=127.0.0.2"], new() { ["HIVE_NET_SYNTHETIC"] = "10.51.0.0/16" });
+        Assert.That(errors, Is.Empty);
+        Assert.That((options!.NetPool, options.SyntheticPool), Is.EqualTo(("10.50.0.0/20", "10.51.0.0/16")));
+        Assert.That(options.EgressResolve, Is.EquivalentTo(new Dictionary<string, string> { ["api.example.test"] = "127.0.0.1", ["db.test"] = "127.0.0.2" }));
+
+        (options, errors, _) = Parse(["--net-pool", "10.0.0.0/31", "--net-synthetic", "fd00::/64", "--egress-resolve", "bad name=1.2.3.4,x.test=::1", "--egress-ca", "/nonexistent/ca.pem"]);
+        Assert.That(options, Is.Null);
+        Assert.That(errors, Has.Count.EqualTo(5), string.Join("\n", errors));
+    }
+
+    [Test]
     public void Help() => Assert.That(Parse(["--help"]).Help, Is.True);
 }

@@ -212,6 +212,8 @@ public sealed class NetworkTests
             Assert.That(http.Any(e => e.GetProperty("decision").GetString() == "deny" && e.GetProperty("method").GetString() == "POST" && e.GetProperty("status").GetInt32() == 403), "denied POST");
             Assert.That(http.Any(e => e.GetProperty("decision").GetString() == "deny" && e.GetProperty("path").GetString() == "/admin/x" && e.GetProperty("protocol").GetString() == "https"), "denied keep-alive request");
             Assert.That(events.Any(e => e.GetProperty("kind").GetString() == "net.dns" && e.GetProperty("decision").GetString() == "deny" && e.GetProperty("host").GetString() == "other.test"), "NXDOMAIN audited");
+            Assert.That(events.Any(e => e.GetProperty("kind").GetString() == "net.connect" && e.GetProperty("decision").GetString() == "allow" && e.GetProperty("protocol").GetString() == "tls"
+                && e.GetProperty("host").GetString() == "api.test" && e.GetProperty("rule").GetString() == "allow[0] api.test"), "allowed connection decision on record");
             Assert.That(events.Any(e => e.GetProperty("kind").GetString() == "net.dns" && e.GetProperty("decision").GetString() == "deny" && e.GetProperty("host").GetString() == "bad.pypi.test" && e.GetProperty("rule").GetString() == "deny[0] bad.pypi.test"), "deny rule named");
             Assert.That(events.Any(e => e.GetProperty("kind").GetString() == "net.connect" && e.GetProperty("host").GetString() == "api2.test" && e.GetProperty("port").GetInt32() == _https), "refused port audited");
             Assert.That(http.Any(e => e.GetProperty("host").GetString() == "nosan.test" && e.GetProperty("status").GetInt32() == 502 && e.GetProperty("error").GetString()!.Contains("TLS with nosan.test failed", StringComparison.Ordinal)), "upstream TLS failure audited");
@@ -502,9 +504,14 @@ public sealed class NetworkTests
                 r = requests.post(base + "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": msgs, "stream": True}, stream=True); assert "[DONE]" in r.text
                 r = requests.post(base + "/v1/messages", json={"model": "claude-haiku", "max_tokens": 10, "messages": msgs}); assert r.status_code == 200
                 r = requests.post(base + "/v1/messages", json={"model": "claude-haiku", "max_tokens": 10, "messages": msgs, "stream": True}, stream=True); assert "message_stop" in r.text
+                r = requests.post(base + "/v1/responses", json={"model": "gpt-4.1", "input": "hi"}); assert r.status_code == 200
+                r = requests.post(base + "/v1/responses", json={"model": "gpt-4.1", "input": "hi", "stream": True}, stream=True); assert "response.completed" in r.text
+                parts = {"contents": [{"parts": [{"text": "hi"}]}]}
+                r = requests.post(base + "/v1beta/models/gemini-2.0-flash:generateContent", json=parts); assert r.status_code == 200
+                r = requests.post(base + "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse", json=parts, stream=True); assert "usageMetadata" in r.text
                 EOF
                 """);
-            var calls = await _controller.WaitForEventsAsync(name, e => e.Count >= 4, kind: "llm.call");
+            var calls = await _controller.WaitForEventsAsync(name, e => e.Count >= 8, kind: "llm.call");
             var seen = calls.Select(e => (
                 e.GetProperty("provider").GetString(), e.GetProperty("model").GetString(), e.GetProperty("input_tokens").GetInt64(),
                 e.GetProperty("output_tokens").GetInt64(), e.GetProperty("stream").GetBoolean(), e.GetProperty("status").GetInt32())).ToList();
@@ -514,6 +521,10 @@ public sealed class NetworkTests
                 ("openai", "gpt-4o-mini", 13L, 2L, true, 200),
                 ("anthropic", "claude-haiku", 41L, 7L, false, 200),
                 ("anthropic", "claude-haiku", 31L, 17L, true, 200),
+                ("openai", "gpt-4.1", 21L, 9L, false, 200),
+                ("openai", "gpt-4.1", 23L, 12L, true, 200),
+                ("gemini", "gemini-2.0-flash", 5L, 8L, false, 200),
+                ("gemini", "gemini-2.0-flash", 6L, 10L, true, 200),
             }));
             Assert.That(calls.All(e => e.GetProperty("host").GetString() == "llm.test" && e.GetProperty("latency_ms").GetInt64() >= 0));
         }

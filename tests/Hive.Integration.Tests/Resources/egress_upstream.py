@@ -79,6 +79,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                  (None, {"model": request.get("model"), "choices": [], "usage": {"prompt_tokens": 13, "completion_tokens": 2}}),
                                  (None, "[DONE]")])
             return self.reply(200, {"id": "c1", "model": request.get("model"), "choices": [{"message": {"content": "Hello"}}], "usage": usage})
+        if path.endswith("/responses"):
+            if stream:
+                return self.sse([("response.created", {"type": "response.created", "response": {"model": request.get("model")}}),
+                                 ("response.output_text.delta", {"type": "response.output_text.delta", "delta": "Hi"}),
+                                 ("response.completed", {"type": "response.completed", "response": {"model": request.get("model"), "usage": {"input_tokens": 23, "output_tokens": 12}}})])
+            return self.reply(200, {"id": "r1", "model": request.get("model"), "output": [], "usage": {"input_tokens": 21, "output_tokens": 9}})
+        if ":generateContent" in path or ":streamGenerateContent" in path:
+            model = path.rsplit("/", 1)[-1].split(":")[0]
+            if "alt=sse" in self.path:
+                return self.sse([(None, {"candidates": [{"content": {"parts": [{"text": "Hel"}]}}], "usageMetadata": {"promptTokenCount": 6, "candidatesTokenCount": 3}, "modelVersion": model}),
+                                 (None, {"candidates": [{"content": {"parts": [{"text": "lo"}]}}], "usageMetadata": {"promptTokenCount": 6, "candidatesTokenCount": 10}, "modelVersion": model})])
+            return self.reply(200, {"candidates": [{"content": {"parts": [{"text": "Hello"}]}}], "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 8}, "modelVersion": model})
         if path.endswith("/v1/messages"):
             if stream:
                 return self.sse([("message_start", {"type": "message_start", "message": {"model": request.get("model"), "usage": {"input_tokens": 31, "output_tokens": 1}}}),
