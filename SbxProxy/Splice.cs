@@ -23,7 +23,7 @@ internal static class Splice
     private static async Task<long> CopyAsync(HttpReader from, Stream to, CancellationToken cancellationToken, Task<ReadOnlyMemory<byte>>? first)
     {
         long total = 0;
-        var buffer = new byte[32 * 1024];
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(32 * 1024);
         try
         {
             var ended = false;
@@ -58,6 +58,10 @@ internal static class Splice
         }
         catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or ObjectDisposedException or OperationCanceledException)
         {
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
 
         return total;

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 
 namespace Hive.SbxProxy.Http;
@@ -162,18 +163,25 @@ internal sealed class HttpReader(Stream stream)
     public async Task<long> CopyExactlyAsync(long count, Stream destination, Action<ReadOnlySpan<byte>>? tap, CancellationToken cancellationToken)
     {
         var remaining = count;
-        var chunk = new byte[Math.Min(64 * 1024, Math.Max(1, count))];
-        while (remaining > 0)
+        var chunk = ArrayPool<byte>.Shared.Rent((int)Math.Min(64 * 1024, Math.Max(1, count)));
+        try
         {
-            var n = await ReadAsync(chunk.AsMemory(0, (int)Math.Min(chunk.Length, remaining)), cancellationToken);
-            if (n == 0)
+            while (remaining > 0)
             {
-                throw new HttpMessageException(502, "connection closed before the end of the body");
-            }
+                var n = await ReadAsync(chunk.AsMemory(0, (int)Math.Min(chunk.Length, remaining)), cancellationToken);
+                if (n == 0)
+                {
+                    throw new HttpMessageException(502, "connection closed before the end of the body");
+                }
 
-            tap?.Invoke(chunk.AsSpan(0, n));
-            await destination.WriteAsync(chunk.AsMemory(0, n), cancellationToken);
-            remaining -= n;
+                tap?.Invoke(chunk.AsSpan(0, n));
+                await destination.WriteAsync(chunk.AsMemory(0, n), cancellationToken);
+                remaining -= n;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(chunk);
         }
 
         return count;
@@ -228,14 +236,21 @@ internal sealed class HttpReader(Stream stream)
     public async Task<long> CopyToEndAsync(Stream destination, Action<ReadOnlySpan<byte>>? tap, CancellationToken cancellationToken)
     {
         long written = 0;
-        var chunk = new byte[64 * 1024];
-        int n;
-        while ((n = await ReadAsync(chunk, cancellationToken)) > 0)
+        var chunk = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
         {
-            tap?.Invoke(chunk.AsSpan(0, n));
-            await destination.WriteAsync(chunk.AsMemory(0, n), cancellationToken);
-            await destination.FlushAsync(cancellationToken);
-            written += n;
+            int n;
+            while ((n = await ReadAsync(chunk, cancellationToken)) > 0)
+            {
+                tap?.Invoke(chunk.AsSpan(0, n));
+                await destination.WriteAsync(chunk.AsMemory(0, n), cancellationToken);
+                await destination.FlushAsync(cancellationToken);
+                written += n;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(chunk);
         }
 
         return written;
