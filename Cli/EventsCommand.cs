@@ -115,11 +115,20 @@ internal static class EventsCommand
                 + (S("timed_out") == "true" ? ", timed out" : string.Empty) + (S("oom_killed") == "true" ? ", OOM-killed" : string.Empty) + (S("error") is { Length: > 0 } err ? ", error: " + err : string.Empty),
             "resource.usage" => $"cpu {S("cpu_percent")}%, memory {S("memory_bytes")}/{S("memory_limit_bytes")} B, {S("pids")} pids",
             "llm.call" => $"{S("provider")} {S("model")} in {S("input_tokens")} out {S("output_tokens")} tokens, {S("latency_ms")} ms, status {S("status")}",
-            _ when kind.StartsWith("net.", StringComparison.Ordinal) => $"{S("method")} {S("host")}{S("path")} {S("status")} ({S("bytes_out")}↑ {S("bytes_in")}↓ B)",
+            "net.dns" => $"{S("dns_type")} {S("host")} " + (e["answers"] is JsonArray { Count: > 0 } answers ? "-> " + string.Join(", ", answers.Select(a => a?.ToString())) : S("decision") == "deny" ? "NXDOMAIN" : "(no records)")
+                + Suffix(S("rule"), S("error")),
+            "net.connect" => $"{S("protocol")} {(S("host") is { Length: > 0 } h ? h : S("ip"))}:{S("port")}" + Suffix(S("rule"), S("error")),
+            "net.http" => $"{S("method")} {S("protocol")}://{S("host")}:{S("port")}{S("path")}{(S("query") is { Length: > 0 } q ? "?" + q : string.Empty)} {S("status")} ({S("bytes_out")}↑ {S("bytes_in")}↓ B, {S("duration_us")}µs)"
+                + Suffix(S("rule"), S("error")),
+            _ when kind.StartsWith("net.", StringComparison.Ordinal) => $"{S("protocol")} {S("host")}:{S("port")}{S("path")} ({S("bytes_out")}↑ {S("bytes_in")}↓ B)" + Suffix(S("rule"), S("error")),
             _ when kind.StartsWith("policy.", StringComparison.Ordinal) => $"{S("target")} by {S("actor")}: {e["rules"]?.ToJsonString()}",
             _ when kind.StartsWith("lifecycle.", StringComparison.Ordinal) => S("detail") + (S("pid") is { Length: > 0 } pid ? $" (pid {pid})" : string.Empty),
             _ => string.Empty,
         };
         return detail.Length > 0 ? head + " " + detail : head;
     }
+
+    /// <summary>" [rule: error]" — which rule decided, and what went wrong if anything did.</summary>
+    private static string Suffix(string rule, string error) =>
+        rule.Length == 0 && error.Length == 0 ? string.Empty : $" [{rule}{(rule.Length > 0 && error.Length > 0 ? ": " : string.Empty)}{error}]";
 }
