@@ -216,36 +216,17 @@ using (lockFile)
     await BringUpAsync("lifecycle.started");
     _ = Task.Run(() => UsageSampler.RunAsync(layout, runtime, service, RecordAsync, lifetime.ApplicationStopping));
 
-    async Task RemountAsync()
+    // A sidecar (a workspace's SbxFuse, SbxProxy) died: start it again in place, serialised with
+    // the other lifecycle changes; the container keeps running.
+    async Task RestartSidecarAsync(Func<CancellationToken, Task> ensure, string detail, string component)
     {
         await service.Lifecycle.WaitAsync(lifetime.ApplicationStopping);
         try
         {
             if (!service.Destroying)
             {
-                await runtime.Workspaces.EnsureAsync(lifetime.ApplicationStopping);
-                await RecordAsync(EventIngest.Lifecycle("lifecycle.sidecar_restarted", "a workspace's SbxFuse exited; mounted again in place, the container kept running", "sbxfuse"));
-            }
-        }
-        catch (Exception ex) when (ex is IOException or InvalidOperationException)
-        {
-            Log.RemountFailed(log, layout.Name, ex.Message);
-        }
-        finally
-        {
-            service.Lifecycle.Release();
-        }
-    }
-
-    async Task RestartProxyAsync()
-    {
-        await service.Lifecycle.WaitAsync(lifetime.ApplicationStopping);
-        try
-        {
-            if (!service.Destroying)
-            {
-                await runtime.Network.EnsureProxyAsync(lifetime.ApplicationStopping);
-                await RecordAsync(EventIngest.Lifecycle("lifecycle.sidecar_restarted", "SbxProxy exited; started again (egress failed closed meanwhile)", "sbxproxy"));
+                await ensure(lifetime.ApplicationStopping);
+                await RecordAsync(EventIngest.Lifecycle("lifecycle.sidecar_restarted", detail, component));
             }
         }
         catch (Exception ex) when (ex is IOException or InvalidOperationException)
@@ -284,7 +265,7 @@ using (lockFile)
             {
                 // Egress is closed while SbxProxy is down (the redirect leads nowhere): start it again.
                 Log.ProxyDown(log, layout.Name);
-                await RestartProxyAsync();
+                await RestartSidecarAsync(runtime.Network.EnsureProxyAsync, "SbxProxy exited; started again (egress failed closed meanwhile)", "sbxproxy");
                 backoff = TimeSpan.FromMilliseconds(200);
                 continue;
             }
@@ -294,7 +275,7 @@ using (lockFile)
                 // A workspace lost its SbxFuse: mount a new one in place (it propagates into the running
                 // container). Processes keep running; an operation in flight at the crash saw an error.
                 Log.WorkspaceDown(log, layout.Name);
-                await RemountAsync();
+                await RestartSidecarAsync(runtime.Workspaces.EnsureAsync, "a workspace's SbxFuse exited; mounted again in place, the container kept running", "sbxfuse");
                 backoff = TimeSpan.FromMilliseconds(250);
                 continue;
             }
@@ -343,7 +324,7 @@ internal static partial class Log
     [LoggerMessage(EventId = 13, Level = LogLevel.Warning, Message = "Sandbox {Name}: a workspace's SbxFuse exited; remounting it in place")]
     public static partial void WorkspaceDown(ILogger logger, string name);
 
-    [LoggerMessage(EventId = 14, Level = LogLevel.Error, Message = "Sandbox {Name}: remounting a workspace failed: {Reason}")]
+    [LoggerMessage(EventId = 14, Level = LogLevel.Error, Message = "Sandbox {Name}: restarting a sidecar failed: {Reason}")]
     public static partial void RemountFailed(ILogger logger, string name, string reason);
 
     [LoggerMessage(EventId = 15, Level = LogLevel.Error, Message = "Sandbox {Name}: a {Kind} event could not be recorded: {Reason}")]

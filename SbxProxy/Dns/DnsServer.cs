@@ -22,12 +22,9 @@ internal sealed class DnsServer(ProxyState state, IPEndPoint endpoint)
     {
         _udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         _udp.Bind(endpoint);
-        _tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        _tcp.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        _tcp.Bind(endpoint);
-        _tcp.Listen(64);
+        _tcp = Tcp.AcceptLoop.Listen(endpoint, 64);
         _ = Task.Run(() => UdpLoopAsync(_udp, stop), stop);
-        _ = Task.Run(() => TcpLoopAsync(_tcp, stop), stop);
+        _ = Task.Run(() => Tcp.AcceptLoop.RunAsync(_tcp, client => ServeTcpAsync(client, stop), stop), stop);
     }
 
     private async Task UdpLoopAsync(Socket socket, CancellationToken stop)
@@ -64,56 +61,37 @@ internal sealed class DnsServer(ProxyState state, IPEndPoint endpoint)
         }
     }
 
-    private async Task TcpLoopAsync(Socket listener, CancellationToken stop)
+    /// <summary>DNS over TCP: length-prefixed queries on one connection, 10 s in all.</summary>
+    private async Task ServeTcpAsync(Socket client, CancellationToken stop)
     {
-        while (!stop.IsCancellationRequested)
+        using var c = client;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        timeout.CancelAfter(TimeSpan.FromSeconds(10));
+        var length = new byte[2];
+        try
         {
-            Socket client;
-            try
+            while (await ReadExactlyAsync(c, length, timeout.Token))
             {
-                client = await listener.AcceptAsync(stop);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            catch (SocketException)
-            {
-                continue;
-            }
-
-            _ = Task.Run(async () =>
-            {
-                using var c = client;
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
-                timeout.CancelAfter(TimeSpan.FromSeconds(10));
-                var length = new byte[2];
-                try
+                var query = new byte[BinaryPrimitives.ReadUInt16BigEndian(length)];
+                if (!await ReadExactlyAsync(c, query, timeout.Token))
                 {
-                    while (await ReadExactlyAsync(c, length, timeout.Token))
-                    {
-                        var query = new byte[BinaryPrimitives.ReadUInt16BigEndian(length)];
-                        if (!await ReadExactlyAsync(c, query, timeout.Token))
-                        {
-                            return;
-                        }
-
-                        var response = Handle(query, "tcp");
-                        if (response is null)
-                        {
-                            return;
-                        }
-
-                        var framed = new byte[response.Length + 2];
-                        BinaryPrimitives.WriteUInt16BigEndian(framed, (ushort)response.Length);
-                        response.CopyTo(framed, 2);
-                        await c.SendAsync(framed, SocketFlags.None, timeout.Token);
-                    }
+                    return;
                 }
-                catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+
+                var response = Handle(query, "tcp");
+                if (response is null)
                 {
+                    return;
                 }
-            }, stop);
+
+                var framed = new byte[response.Length + 2];
+                BinaryPrimitives.WriteUInt16BigEndian(framed, (ushort)response.Length);
+                response.CopyTo(framed, 2);
+                await c.SendAsync(framed, SocketFlags.None, timeout.Token);
+            }
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+        {
         }
     }
 

@@ -29,33 +29,8 @@ internal sealed class Interceptor(ProxyState state, IPEndPoint endpoint)
 
     public void Start(CancellationToken stop)
     {
-        _listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        _listener.Bind(endpoint);
-        _listener.Listen(1024);
-        _ = Task.Run(() => AcceptLoopAsync(_listener, stop), stop);
-    }
-
-    private async Task AcceptLoopAsync(Socket listener, CancellationToken stop)
-    {
-        while (!stop.IsCancellationRequested)
-        {
-            Socket client;
-            try
-            {
-                client = await listener.AcceptAsync(stop);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            catch (SocketException)
-            {
-                continue;
-            }
-
-            _ = Task.Run(() => HandleAsync(client, stop), stop);
-        }
+        _listener = AcceptLoop.Listen(endpoint, 1024);
+        _ = Task.Run(() => AcceptLoop.RunAsync(_listener, client => HandleAsync(client, stop), stop), stop);
     }
 
     private async Task HandleAsync(Socket client, CancellationToken stop)

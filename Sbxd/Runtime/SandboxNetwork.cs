@@ -46,6 +46,8 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
 
     private string LeasesDir => layout.Spec.NetLeasesDir;
 
+    private string Pool => layout.Spec.NetPool.Length > 0 ? layout.Spec.NetPool : DefaultPool;
+
     public NetLease? Lease { get; private set; }
 
     /// <summary>The sandbox's address (the response's network.ip), or empty.</summary>
@@ -96,13 +98,9 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
 
     private string Tag => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Path.GetFullPath(LeasesDir))))[..4];
 
-    private NetLease AcquireLease()
+    /// <summary>Every lease file: its index and the sandbox it belongs to (null when unreadable).</summary>
+    private IEnumerable<(int Index, string File, string? Name)> ReadLeases()
     {
-        var (network, count) = ParsePool(layout.Spec.NetPool.Length > 0 ? layout.Spec.NetPool : DefaultPool);
-        Directory.CreateDirectory(LeasesDir);
-        // One Sbxd at a time picks a free index (flock through FileShare.None).
-        using var gate = OpenLock(Path.Combine(LeasesDir, ".lock"));
-        var used = new HashSet<int>();
         foreach (var file in Directory.EnumerateFiles(LeasesDir))
         {
             if (!int.TryParse(Path.GetFileName(file), System.Globalization.CultureInfo.InvariantCulture, out var index))
@@ -110,18 +108,34 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
                 continue;
             }
 
-            used.Add(index);
+            string? name;
             try
             {
-                var node = JsonNode.Parse(File.ReadAllText(file));
-                if (node?["name"]?.GetValue<string>() == layout.Name)
-                {
-                    WriteLease(file, index, network);
-                    return Make(index, network);
-                }
+                name = JsonNode.Parse(File.ReadAllText(file))?["name"]?.GetValue<string>();
             }
-            catch (JsonException)
+            catch (Exception ex) when (ex is JsonException or IOException)
             {
+                name = null;
+            }
+
+            yield return (index, file, name);
+        }
+    }
+
+    private NetLease AcquireLease()
+    {
+        var (network, count) = ParsePool(Pool);
+        Directory.CreateDirectory(LeasesDir);
+        // One Sbxd at a time picks a free index (flock through FileShare.None).
+        using var gate = OpenLock(Path.Combine(LeasesDir, ".lock"));
+        var used = new HashSet<int>();
+        foreach (var (index, file, owner) in ReadLeases())
+        {
+            used.Add(index);
+            if (owner == layout.Name)
+            {
+                WriteLease(file, index, network);
+                return Make(index, network);
             }
         }
 
@@ -195,22 +209,11 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
         }
 
         using var gate = OpenLock(Path.Combine(LeasesDir, ".lock"));
-        foreach (var file in Directory.EnumerateFiles(LeasesDir))
+        foreach (var (_, file, owner) in ReadLeases().ToList())
         {
-            if (!int.TryParse(Path.GetFileName(file), System.Globalization.CultureInfo.InvariantCulture, out _))
+            if (owner == layout.Name)
             {
-                continue;
-            }
-
-            try
-            {
-                if (JsonNode.Parse(File.ReadAllText(file))?["name"]?.GetValue<string>() == layout.Name)
-                {
-                    File.Delete(file);
-                }
-            }
-            catch (JsonException)
-            {
+                File.Delete(file);
             }
         }
     }
@@ -223,25 +226,9 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
             return null;
         }
 
-        var (network, _) = ParsePool(layout.Spec.NetPool.Length > 0 ? layout.Spec.NetPool : DefaultPool);
-        foreach (var file in Directory.EnumerateFiles(LeasesDir))
-        {
-            if (int.TryParse(Path.GetFileName(file), System.Globalization.CultureInfo.InvariantCulture, out var index))
-            {
-                try
-                {
-                    if (JsonNode.Parse(File.ReadAllText(file))?["name"]?.GetValue<string>() == layout.Name)
-                    {
-                        return Make(index, network);
-                    }
-                }
-                catch (JsonException)
-                {
-                }
-            }
-        }
-
-        return null;
+        var (network, _) = ParsePool(Pool);
+        var own = ReadLeases().FirstOrDefault(l => l.Name == layout.Name);
+        return own.Name is null ? null : Make(own.Index, network);
     }
 
     // ---- link ----
@@ -434,7 +421,7 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
         {
             if (DateTime.UtcNow > deadline)
             {
-                throw new InvalidOperationException("hive-sbxproxy did not start: " + Tail(LogFile));
+                throw new InvalidOperationException("hive-sbxproxy did not start: " + LogTail.Of(LogFile));
             }
 
             await Task.Delay(10, cancellationToken);
@@ -510,18 +497,6 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
         }
 
         ReleaseLease();
-    }
-
-    private static string Tail(string file)
-    {
-        try
-        {
-            return File.Exists(file) ? string.Join(" | ", File.ReadLines(file).TakeLast(5)) : "(no output)";
-        }
-        catch (IOException)
-        {
-            return "(unreadable)";
-        }
     }
 
     [LoggerMessage(EventId = 40, Level = LogLevel.Information, Message = "Network link {Link} up, sandbox address {Address}")]

@@ -157,7 +157,7 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
                 TimeSpan.FromSeconds(60));
             if (!run.Ok)
             {
-                throw new InvalidOperationException($"runc run failed (exit {run.ExitCode}): {Tail(layout.AgentLog)}");
+                throw new InvalidOperationException($"runc run failed (exit {run.ExitCode}): {LogTail.Of(layout.AgentLog)}");
             }
         }
         finally
@@ -303,19 +303,7 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
     }
 
     /// <summary>The last lines the agent (and runc) wrote, for error messages.</summary>
-    public string AgentLogTail() => Tail(layout.AgentLog);
-
-    private static string Tail(string file)
-    {
-        try
-        {
-            return File.Exists(file) ? string.Join(" | ", File.ReadLines(file).TakeLast(5)) : "(no output)";
-        }
-        catch (IOException)
-        {
-            return "(unreadable)";
-        }
-    }
+    public string AgentLogTail() => LogTail.Of(layout.AgentLog);
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Adopted existing {What} {Name}")]
     private static partial void LogAdopted(ILogger logger, string what, string name);

@@ -144,7 +144,7 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
         {
             if (DateTime.UtcNow > deadline)
             {
-                throw new InvalidOperationException($"hive-sbxfuse for {spec.Mount} did not mount: " + Tail(Path.Combine(FsDir, $"sbxfuse-{i}.log")));
+                throw new InvalidOperationException($"hive-sbxfuse for {spec.Mount} did not mount: " + LogTail.Of(Path.Combine(FsDir, $"sbxfuse-{i}.log")));
             }
 
             await Task.Delay(20, cancellationToken);
@@ -205,18 +205,6 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
 
     private static bool FuseMountedAt(string target) =>
         File.ReadLines("/proc/self/mountinfo").Any(l => l.Split(' ') is { Length: > 8 } f && f[4] == target && l.Contains(" - fuse", StringComparison.Ordinal));
-
-    private static string Tail(string file)
-    {
-        try
-        {
-            return File.Exists(file) ? string.Join(" | ", File.ReadLines(file).TakeLast(5)) : "(no output)";
-        }
-        catch (IOException)
-        {
-            return "(unreadable)";
-        }
-    }
 
     [LoggerMessage(EventId = 30, Level = LogLevel.Information, Message = "Workspace {Mount} served from {Source}")]
     private static partial void LogMounted(ILogger logger, string mount, string source);
