@@ -40,6 +40,9 @@ public static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "eventfd", SetLastError = true)]
     public static partial int eventfd(uint initial, int flags);
 
+    [LibraryImport("libc", EntryPoint = "writev", SetLastError = true)]
+    public static partial nint writev(int fd, Fuse.Iovec* iov, int count);
+
     [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
     public static partial nint read(int fd, byte* buffer, nuint count);
 

@@ -48,6 +48,9 @@ public static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "linkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int linkat(int olddirfd, string oldpath, int newdirfd, string newpath, int flags);
 
+    [LibraryImport("libc", EntryPoint = "fchmod", SetLastError = true)]
+    public static partial int fchmod(int fd, uint mode);
+
     [LibraryImport("libc", EntryPoint = "fchmodat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int fchmodat(int dirfd, string path, uint mode, int flags);
 

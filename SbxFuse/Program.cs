@@ -14,7 +14,7 @@ using Hive.SbxFuse.Fs;
 // SIGHUP reloads the ACL file (already-open handles follow on their next operation);
 // SIGTERM/SIGINT unmount and exit. --control serves hive.v1.FsControl (SetAcls, GetStats, Health, Drain).
 string? source = null, target = null, mount = null, spool = null, spoolSource = "fs", aclFile = null, pidFile = null, control = null;
-var cacheTimeout = 1.0;
+var cacheTimeout = 60.0;
 for (var i = 0; i + 1 < args.Length; i += 2)
 {
     switch (args[i])
@@ -104,9 +104,10 @@ internal static unsafe class Mount
 
     /// <summary>
     /// default_permissions: the kernel checks modes from cached attributes. Timeouts: attributes,
-    /// entries and misses are cached for <paramref name="cacheTimeout"/> seconds — 1 for a sandbox's
-    /// own workspace (only it writes there), 0 for a shared one, so every mount sees the others'
-    /// changes at once. auto_cache: the page cache is kept across opens unless size or mtime changed.
+    /// entries and misses are cached for <paramref name="cacheTimeout"/> seconds — 60 for a sandbox's
+    /// own workspace (every change goes through this mount, so the kernel's cache cannot go stale;
+    /// the bound only matters if someone edits the backing directory on the host), 0 for a shared
+    /// one, so every mount sees the others' changes at once. auto_cache: the page cache is kept across opens unless size or mtime changed.
     /// (use_ino, hard_remove and nullpath_ok are set in init: see FuseCallbacks.Init.)
     /// </summary>
     private static string Options(double cacheTimeout)
@@ -166,8 +167,20 @@ internal static unsafe class Mount
             return 1;
         }
 
+        if (!KernelChannel.Install(LibFuse.fuse_get_session(fuse)))
+        {
+            Console.Error.WriteLine("hive-sbxfuse: cannot take over the device I/O");
+            LibFuse.fuse_unmount(fuse);
+            LibFuse.fuse_destroy(fuse);
+            return 1;
+        }
+
         // The kernel sets the read-ahead when it gets the INIT reply, so raise it once INIT is through.
-        _ = FuseCallbacks.Initialized.Task.ContinueWith(_ => Task.Delay(100).ContinueWith(_ => RaiseReadahead(target), TaskScheduler.Default), TaskScheduler.Default);
+        _ = FuseCallbacks.Initialized.Task.ContinueWith(_ => Task.Delay(100).ContinueWith(_ =>
+        {
+            RaiseReadahead(target);
+            Console.Error.WriteLine(KernelChannel.KillprivV2 ? "hive-sbxfuse: the kernel leaves set-ID clearing to us (no security.capability lookup per write)" : "hive-sbxfuse: the kernel checks security.capability before writes");
+        }, TaskScheduler.Default), TaskScheduler.Default);
         lock (Gate)
         {
             _fuse = (nint)fuse;

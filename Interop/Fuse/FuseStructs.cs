@@ -178,3 +178,24 @@ public unsafe struct FuseOperations
     public void* CopyFileRange;
     public void* Lseek;
 }
+
+/// <summary><c>struct iovec</c> (16 bytes).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct Iovec
+{
+    public byte* Base;
+    public nuint Length;
+}
+
+/// <summary>
+/// <c>struct fuse_custom_io</c> of libfuse 3.14 (32 bytes): how a session reads requests and writes
+/// replies. <c>read</c> and <c>writev</c> are required; the splice entries may stay null.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct FuseCustomIo
+{
+    public delegate* unmanaged<int, Iovec*, int, void*, nint> Writev;
+    public delegate* unmanaged<int, byte*, nuint, void*, nint> Read;
+    public void* SpliceReceive;
+    public void* SpliceSend;
+}

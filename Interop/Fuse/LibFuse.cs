@@ -40,6 +40,16 @@ public static unsafe partial class LibFuse
     [LibraryImport(Library, EntryPoint = "fuse_loop_mt_312")]
     public static partial int fuse_loop_mt(void* fuse, void* config);
 
+    [LibraryImport(Library, EntryPoint = "fuse_get_session")]
+    public static partial void* fuse_get_session(void* fuse);
+
+    [LibraryImport(Library, EntryPoint = "fuse_session_fd")]
+    public static partial int fuse_session_fd(void* session);
+
+    /// <summary>Replaces how the session reads requests from and writes replies to /dev/fuse (see <see cref="FuseCustomIo"/>).</summary>
+    [LibraryImport(Library, EntryPoint = "fuse_session_custom_io")]
+    public static partial int fuse_session_custom_io(void* session, FuseCustomIo* io, int fd);
+
     [LibraryImport(Library, EntryPoint = "fuse_get_context")]
     public static partial FuseContext* fuse_get_context();
 }

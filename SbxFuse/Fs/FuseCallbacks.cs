@@ -72,7 +72,7 @@ internal static unsafe class FuseCallbacks
     /// <summary>
     /// use_ino: the backing inode numbers (stable across remounts; git and tar compare them).
     /// hard_remove + nullpath_ok: unlinking an open file really unlinks it (no .fuse_hidden files)
-    /// and its handle keeps working. Timeouts (1 s for attributes, entries and misses) and
+    /// and its handle keeps working. Timeouts (attributes, entries and misses) and
     /// auto_cache (page cache kept across opens unless size/mtime changed) come from the mount options.
     /// </summary>
     [UnmanagedCallersOnly]

@@ -58,8 +58,50 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
     private string HandlePath(string? path, FuseFileInfo* fi) =>
         path is not null ? Logical(path) : fi is not null && _open.TryGetValue((int)fi->Fh, out var f) ? f.Logical : string.Empty;
 
+    /// <summary>
+    /// The entry the current request of this worker thread has just made (create, mkdir, symlink).
+    /// libfuse's high-level API follows each of those, inside the same request, with a getattr of the
+    /// new entry to answer the kernel; that is not an operation of the agent's (the kernel gets the
+    /// attributes with the CREATE/MKDIR/SYMLINK reply), so it is answered from here: no second
+    /// lookup, no second event. Only the very next getattr on this thread can take it.
+    /// </summary>
+    [ThreadStatic]
+    private static JustMade t_justMade;
+
+    private struct JustMade
+    {
+        public string? Path;
+        public ulong Fh;
+        public Stat Stat;
+    }
+
+    private static void RememberMade(string path, ulong fh, in Stat stat) => t_justMade = new JustMade { Path = path, Fh = fh, Stat = stat };
+
+    private static bool TakeJustMade(string? path, FuseFileInfo* fi, Stat* stat)
+    {
+        if (t_justMade.Path is null)
+        {
+            return false;
+        }
+
+        var made = t_justMade;
+        t_justMade = default;
+        if (path != made.Path || (fi is null ? 0 : fi->Fh) != made.Fh)
+        {
+            return false;
+        }
+
+        *stat = made.Stat;
+        return true;
+    }
+
     public int Getattr(string? path, Stat* stat, FuseFileInfo* fi)
     {
+        if (TakeJustMade(path, fi, stat))
+        {
+            return 0;
+        }
+
         var start = Stopwatch.GetTimestamp();
         if (fi is not null && fi->Fh != 0)
         {
@@ -121,7 +163,7 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
     /// </summary>
     private const uint PermissionBits = 0x1ff | 0x200; // rwxrwxrwx + sticky
 
-    public int Mkdir(string path, uint mode) => AtWrite("mkdir", path, (fd, name) => Libc.mkdirat(fd, name, mode & PermissionBits));
+    public int Mkdir(string path, uint mode) => AtWrite("mkdir", path, (fd, name) => Libc.mkdirat(fd, name, mode & PermissionBits), remember: true);
 
     public int Unlink(string path) => AtWrite("unlink", path, (fd, name) => Libc.unlinkat(fd, name, 0));
 
@@ -141,7 +183,7 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
     }
 
     public int Symlink(string target, string path) =>
-        AtWrite("symlink", path, (fd, name) => Libc.symlinkat(target, fd, name), target);
+        AtWrite("symlink", path, (fd, name) => Libc.symlinkat(target, fd, name), target, remember: true);
 
     public int Rename(string from, string to, uint flags)
     {
@@ -219,6 +261,11 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         else
         {
             var fd = tree.Open(path, Libc.O_WRONLY, 0);
+            if (fd >= 0)
+            {
+                ClearSetId(fd);
+            }
+
             rc = fd < 0 ? fd : Libc.ftruncate(fd, size) == 0 ? 0 : -Errno();
             if (fd >= 0)
             {
@@ -292,7 +339,7 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         var recorded = true;
         if (file is { Written: true })
         {
-            recorded = RecordArtifact(fd, logical);
+            recorded = RecordArtifact(fd, logical, file.Readable);
         }
 
         Libc.close(fd);
@@ -432,7 +479,7 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         }
     }
 
-    private bool RecordArtifact(int fd, string logical)
+    private bool RecordArtifact(int fd, string logical, bool readable)
     {
         var stat = default(Stat);
         if (Libc.fstat(fd, &stat) != 0 || (stat.Mode & 0xF000) != 0x8000)
@@ -440,7 +487,12 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
             return true;
         }
 
-        // The handle may be write-only: hash through a read-only descriptor of the same file.
+        if (readable)
+        {
+            return Hash(fd, logical, stat.Size);
+        }
+
+        // A write-only handle: hash through a read-only descriptor of the same file.
         var reader = Libc.openat(Libc.AT_FDCWD, "/proc/self/fd/" + fd.ToString(System.Globalization.CultureInfo.InvariantCulture), Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
         if (reader < 0)
         {
@@ -449,7 +501,7 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
 
         try
         {
-            return Hash(reader, logical);
+            return Hash(reader, logical, stat.Size);
         }
         finally
         {
@@ -493,18 +545,40 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         return !same || Artifact(logicalTo, artifact.Size, artifact.Sha256);
     }
 
-    private bool Hash(int fd, string logical)
+    /// <summary>
+    /// SHA-256 of what is stored. A file that fits the buffer (most of them) is read once and hashed
+    /// in one call; a larger one, or one that grew meanwhile, is hashed incrementally to its end.
+    /// </summary>
+    private bool Hash(int fd, string logical, long sizeHint)
     {
-        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 20);
+        const int BufferSize = 1 << 20;
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(BufferSize);
         try
         {
-            long offset = 0;
             fixed (byte* p = buffer)
             {
-                while (true)
+                var first = Libc.pread(fd, p, BufferSize, 0);
+                if (first < 0)
                 {
-                    var n = Libc.pread(fd, p, (nuint)buffer.Length, offset);
+                    return audit.TryRecordArtifact(logical, Math.Max(0, sizeHint), null);
+                }
+
+                if (first < BufferSize && sizeHint < BufferSize)
+                {
+                    var next = first == 0 ? 0 : Libc.pread(fd, p + first, 1, first);
+                    if (next == 0)
+                    {
+                        var digest = System.Security.Cryptography.SHA256.HashData(buffer.AsSpan(0, (int)first));
+                        return Artifact(logical, first, Convert.ToHexStringLower(digest));
+                    }
+                }
+
+                using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+                sha.AppendData(buffer, 0, (int)first);
+                long offset = first;
+                while (first > 0)
+                {
+                    var n = Libc.pread(fd, p, BufferSize, offset);
                     if (n < 0)
                     {
                         return audit.TryRecordArtifact(logical, offset, null);
@@ -518,9 +592,9 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
                     sha.AppendData(buffer, 0, (int)n);
                     offset += n;
                 }
-            }
 
-            return Artifact(logical, offset, Convert.ToHexStringLower(sha.GetHashAndReset()));
+                return Artifact(logical, offset, Convert.ToHexStringLower(sha.GetHashAndReset()));
+            }
         }
         finally
         {
@@ -621,25 +695,67 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
             return Done(op, logical, decision, denied, 0, start);
         }
 
+        // A file the agent creates write-only is opened read-write underneath, so its artifact hash at
+        // close reads through the same descriptor instead of opening the file again.
+        var writeOnly = (flags & Libc.O_ACCMODE) == Libc.O_WRONLY;
+        var readable = !writeOnly;
+        if (op == "create" && writeOnly)
+        {
+            flags = (flags & ~Libc.O_ACCMODE) | Libc.O_RDWR;
+            readable = true;
+        }
+
         var fd = tree.Open(path, flags & ~Libc.O_NOFOLLOW, mode);
+        if (fd >= 0 && write && op == "open")
+        {
+            ClearSetId(fd);
+        }
+
+        var created = default(Stat);
+        var remembered = fd >= 0 && op == "create" && Libc.fstat(fd, &created) == 0;
+
         if (fd >= 0)
         {
             fi->Fh = (ulong)fd;
-            _open[fd] = new OpenFile(path, logical) { Written = (flags & Libc.O_TRUNC) != 0 || op == "create" };
+            _open[fd] = new OpenFile(path, logical) { Written = (flags & Libc.O_TRUNC) != 0 || op == "create", Readable = readable };
 
             // Appends bypass the page cache: through the cache the kernel may split one write(2) at a
             // page boundary into two requests, and a second mount of the same workspace (or any other
             // writer) could append in between. Direct, each write is one atomic append on the backing file.
-            if ((flags & Libc.O_APPEND) != 0)
+            //
+            // Write-only handles bypass it too: nothing reads through them (not even mmap, which needs
+            // read access), and direct writes go from the agent's buffer to us in one copy instead of
+            // first into page cache the kernel keeps for the FUSE file. Readers of the file see the
+            // new data: the changed size and mtime invalidate what they had cached.
+            if ((flags & Libc.O_APPEND) != 0 || writeOnly)
             {
                 fi->Bits |= FuseFileInfo.DirectIo;
             }
         }
 
-        return Done(op, logical, decision, fd < 0 ? fd : 0, 0, start);
+        var rc = Done(op, logical, decision, fd < 0 ? fd : 0, 0, start);
+        if (rc == 0 && remembered)
+        {
+            RememberMade(path, (ulong)fd, created); // only once the operation is on record
+        }
+
+        return rc;
     }
 
-    private int AtWrite(string op, string path, Func<int, string, int> action, string? target = null)
+    /// <summary>
+    /// A file opened for writing loses set-user-ID and set-group-ID (SbxFuse never stores them, but
+    /// the backing directory may hold one from elsewhere): the kernel leaves this to us (KernelChannel).
+    /// </summary>
+    private static void ClearSetId(int fd)
+    {
+        var stat = default(Stat);
+        if (Libc.fstat(fd, &stat) == 0 && (stat.Mode & 0xF000) == 0x8000 && (stat.Mode & 0xC00) != 0)
+        {
+            Libc.fchmod(fd, stat.Mode & PermissionBits);
+        }
+    }
+
+    private int AtWrite(string op, string path, Func<int, string, int> action, string? target = null, bool remember = false)
     {
         var start = Stopwatch.GetTimestamp();
         if (Deny(path, write: true, out var logical, out var decision) is { } denied)
@@ -654,8 +770,16 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         }
 
         var rc = action(fd, name) == 0 ? 0 : -Errno();
+        var made = default(Stat);
+        var remembered = rc == 0 && remember && Libc.fstatat(fd, name, &made, Libc.AT_SYMLINK_NOFOLLOW) == 0;
         tree.Release(fd);
-        return Done(op, logical, decision, rc, 0, start, target);
+        rc = Done(op, logical, decision, rc, 0, start, target);
+        if (rc == 0 && remembered)
+        {
+            RememberMade(path, 0, made); // only once the operation is on record
+        }
+
+        return rc;
     }
 
     /// <summary>Null when allowed; otherwise the negative errno to return.</summary>
@@ -702,6 +826,9 @@ internal sealed class OpenFile(string fusePath, string logical)
     public volatile string Logical = logical;
 
     public volatile bool Written;
+
+    /// <summary>Whether the backing descriptor can be read (the artifact hash reads through it).</summary>
+    public bool Readable { get; init; }
 }
 
 /// <summary>Totals since start, for the control socket.</summary>

@@ -132,7 +132,7 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
         var start = await Command.RunAsync(
             "/bin/sh",
             ["-c", "exec setsid -f \"$0\" --source \"$1\" --target \"$2\" --mount \"$3\" --spool \"$4\" --source-name \"fs-$9\" --acls \"$5\" --pid-file \"$6\" --control \"$8\" --cache-timeout \"${10}\" >>\"$7\" 2>&1 </dev/null",
-                layout.Spec.SbxfusePath, spec.Source, target, spec.Mount, layout.SpoolDir, AclFile(i), PidFile(i), Path.Combine(FsDir, $"sbxfuse-{i}.log"), ControlSocket(i), i.ToString(System.Globalization.CultureInfo.InvariantCulture), spec.Shared ? "0" : "1"],
+                layout.Spec.SbxfusePath, spec.Source, target, spec.Mount, layout.SpoolDir, AclFile(i), PidFile(i), Path.Combine(FsDir, $"sbxfuse-{i}.log"), ControlSocket(i), i.ToString(System.Globalization.CultureInfo.InvariantCulture), spec.Shared ? "0" : "60"],
             cancellationToken);
         if (!start.Ok)
         {

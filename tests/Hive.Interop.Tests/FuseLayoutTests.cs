@@ -41,6 +41,8 @@ public sealed class FuseLayoutTests
         yield return new TestCaseData("sizeof(fuse_context)", typeof(FuseContext));
         yield return new TestCaseData("sizeof(fuse_operations)", typeof(FuseOperations));
         yield return new TestCaseData("sizeof(fuse_config)", typeof(FuseConfig));
+        yield return new TestCaseData("sizeof(iovec)", typeof(Iovec));
+        yield return new TestCaseData("sizeof(fuse_custom_io)", typeof(FuseCustomIo));
     }
 
     [TestCaseSource(nameof(Sizes))]
@@ -61,6 +63,9 @@ public sealed class FuseLayoutTests
             ("fuse_file_info.flags", typeof(FuseFileInfo), nameof(FuseFileInfo.Flags)), ("fuse_file_info.fh", typeof(FuseFileInfo), nameof(FuseFileInfo.Fh)),
             ("fuse_file_info.lock_owner", typeof(FuseFileInfo), nameof(FuseFileInfo.LockOwner)), ("fuse_file_info.poll_events", typeof(FuseFileInfo), nameof(FuseFileInfo.PollEvents)),
             ("fuse_args.argv", typeof(FuseArgs), nameof(FuseArgs.Argv)), ("fuse_args.allocated", typeof(FuseArgs), nameof(FuseArgs.Allocated)),
+            ("iovec.iov_len", typeof(Iovec), nameof(Iovec.Length)),
+            ("fuse_custom_io.writev", typeof(FuseCustomIo), nameof(FuseCustomIo.Writev)), ("fuse_custom_io.read", typeof(FuseCustomIo), nameof(FuseCustomIo.Read)),
+            ("fuse_custom_io.splice_receive", typeof(FuseCustomIo), nameof(FuseCustomIo.SpliceReceive)), ("fuse_custom_io.splice_send", typeof(FuseCustomIo), nameof(FuseCustomIo.SpliceSend)),
             ("fuse_context.uid", typeof(FuseContext), nameof(FuseContext.Uid)), ("fuse_context.pid", typeof(FuseContext), nameof(FuseContext.Pid)),
             ("fuse_context.private_data", typeof(FuseContext), nameof(FuseContext.PrivateData)), ("fuse_context.umask", typeof(FuseContext), nameof(FuseContext.Umask)),
             ("fuse_operations.getattr", typeof(FuseOperations), nameof(FuseOperations.Getattr)), ("fuse_operations.rename", typeof(FuseOperations), nameof(FuseOperations.Rename)),

@@ -84,6 +84,18 @@ internal sealed class SbxFuseProcess : IAsyncDisposable
 
     public string M(string relative) => Path.Combine(Target, relative);
 
+    /// <summary>What the process has logged so far.</summary>
+    public string Stderr
+    {
+        get
+        {
+            lock (_stderr)
+            {
+                return string.Join('\n', _stderr);
+            }
+        }
+    }
+
     /// <summary>Every event in the spool so far, in order, as the API would render it.</summary>
     public Task<List<JsonElement>> AuditAsync()
     {

@@ -3,6 +3,8 @@
 #define FUSE_USE_VERSION 314
 #define _FILE_OFFSET_BITS 64
 #include <fuse.h>
+#include <fuse_lowlevel.h>
+#include <sys/uio.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -23,6 +25,8 @@ int main(void) {
     SIZE(fuse_config); OFF(fuse_config, entry_timeout); OFF(fuse_config, negative_timeout); OFF(fuse_config, attr_timeout);
     OFF(fuse_config, hard_remove); OFF(fuse_config, use_ino); OFF(fuse_config, auto_cache); OFF(fuse_config, ac_attr_timeout);
     OFF(fuse_config, nullpath_ok); OFF(fuse_config, modules); OFF(fuse_config, debug);
+    SIZE(iovec); OFF(iovec, iov_len);
+    SIZE(fuse_custom_io); OFF(fuse_custom_io, writev); OFF(fuse_custom_io, read); OFF(fuse_custom_io, splice_receive); OFF(fuse_custom_io, splice_send);
     SIZE(fuse_operations);
     OFF(fuse_operations, getattr); OFF(fuse_operations, rename); OFF(fuse_operations, open); OFF(fuse_operations, read);
     OFF(fuse_operations, write); OFF(fuse_operations, statfs); OFF(fuse_operations, fsync); OFF(fuse_operations, setxattr);
