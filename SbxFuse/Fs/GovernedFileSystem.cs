@@ -726,7 +726,8 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
             // Write-only handles bypass it too: nothing reads through them (not even mmap, which needs
             // read access), and direct writes go from the agent's buffer to us in one copy instead of
             // first into page cache the kernel keeps for the FUSE file. Readers of the file see the
-            // new data: the changed size and mtime invalidate what they had cached.
+            // new data: the kernel drops the written range from its cache after a direct write, even
+            // for handles that are already open (KernelCachingTests).
             if ((flags & Libc.O_APPEND) != 0 || writeOnly)
             {
                 fi->Bits |= FuseFileInfo.DirectIo;
