@@ -8,8 +8,9 @@ namespace Hive.SbxFuse.Fs;
 /// <summary>
 /// libfuse's reads of requests and writes of replies on /dev/fuse, done here so the INIT reply can
 /// accept one capability libfuse 3.14 does not know: <c>FUSE_HANDLE_KILLPRIV_V2</c> (Linux 5.11).
-/// Without it the kernel asks for <c>security.capability</c> before every write(2) — one extra
-/// round trip per written file — because only a file system that clears set-user-ID, set-group-ID
+/// Without it the kernel asks for <c>security.capability</c> before every write(2) on a cached
+/// handle (write-only handles are direct_io and never ask); with it, only before the first one —
+/// because only a file system that clears set-user-ID, set-group-ID
 /// and capabilities itself may skip that check. SbxFuse never stores any of the three (modes are
 /// masked, only <c>user.*</c> xattrs can be set, an existing set-ID bit is cleared when a file is
 /// opened for writing), so it can take that responsibility.
