@@ -103,7 +103,9 @@ internal static unsafe class Mount
     }
 
     /// <summary>
-    /// default_permissions: the kernel checks modes from cached attributes. Timeouts: attributes,
+    /// No default_permissions: with it the kernel re-reads a directory's attributes before every
+    /// create or delete in it; modes are checked by the backing file system instead, as the caller
+    /// (see CallerIdentity; the kernel still refuses to execute a file without any x bit). Timeouts: attributes,
     /// entries and misses are cached for <paramref name="cacheTimeout"/> seconds — 60 for a sandbox's
     /// own workspace (every change goes through this mount, so the kernel's cache cannot go stale;
     /// the bound only matters if someone edits the backing directory on the host), 0 for a shared
@@ -113,7 +115,7 @@ internal static unsafe class Mount
     private static string Options(double cacheTimeout)
     {
         var t = cacheTimeout.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return $"default_permissions,allow_other,fsname=hive,subtype=sbxfuse,entry_timeout={t},attr_timeout={t},negative_timeout={t},auto_cache";
+        return $"allow_other,fsname=hive,subtype=sbxfuse,entry_timeout={t},attr_timeout={t},negative_timeout={t},auto_cache";
     }
 
     /// <summary>

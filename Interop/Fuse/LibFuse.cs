@@ -50,6 +50,10 @@ public static unsafe partial class LibFuse
     [LibraryImport(Library, EntryPoint = "fuse_session_custom_io")]
     public static partial int fuse_session_custom_io(void* session, FuseCustomIo* io, int fd);
 
+    /// <summary>The calling process's supplementary groups (read from /proc); the count, or a negative errno.</summary>
+    [LibraryImport(Library, EntryPoint = "fuse_getgroups")]
+    public static partial int fuse_getgroups(int size, uint* list);
+
     [LibraryImport(Library, EntryPoint = "fuse_get_context")]
     public static partial FuseContext* fuse_get_context();
 }

@@ -57,6 +57,24 @@ internal static unsafe class FuseCallbacks
     /// <summary>The path, or null when libfuse has none (an open file that was removed; nullpath_ok).</summary>
     private static string? N(byte* p) => p is null ? null : Marshal.PtrToStringUTF8((nint)p);
 
+    /// <summary>A path operation: done under the caller's identity when the caller is not root (<see cref="CallerIdentity"/>).</summary>
+    private static int AsCaller(Func<int> op)
+    {
+        if (!CallerIdentity.Assume())
+        {
+            return -Libc.EIO;
+        }
+
+        try
+        {
+            return Guard(op);
+        }
+        finally
+        {
+            CallerIdentity.Restore();
+        }
+    }
+
     private static int Guard(Func<int> op)
     {
         try
@@ -92,7 +110,7 @@ internal static unsafe class FuseCallbacks
         var p = N(path);
         var st = (nint)stat;
         var f = (nint)fi;
-        return Guard(() => Fs.Getattr(p, (Stat*)st, (FuseFileInfo*)f));
+        return AsCaller(() => Fs.Getattr(p, (Stat*)st, (FuseFileInfo*)f));
     }
 
     [UnmanagedCallersOnly]
@@ -100,28 +118,28 @@ internal static unsafe class FuseCallbacks
     {
         var p = S(path);
         var b = (nint)buffer;
-        return Guard(() => Fs.Readlink(p, (byte*)b, size));
+        return AsCaller(() => Fs.Readlink(p, (byte*)b, size));
     }
 
     [UnmanagedCallersOnly]
     private static int Mkdir(byte* path, uint mode)
     {
         var p = S(path);
-        return Guard(() => Fs.Mkdir(p, mode));
+        return AsCaller(() => Fs.Mkdir(p, mode));
     }
 
     [UnmanagedCallersOnly]
     private static int Unlink(byte* path)
     {
         var p = S(path);
-        return Guard(() => Fs.Unlink(p));
+        return AsCaller(() => Fs.Unlink(p));
     }
 
     [UnmanagedCallersOnly]
     private static int Rmdir(byte* path)
     {
         var p = S(path);
-        return Guard(() => Fs.Rmdir(p));
+        return AsCaller(() => Fs.Rmdir(p));
     }
 
     [UnmanagedCallersOnly]
@@ -129,7 +147,7 @@ internal static unsafe class FuseCallbacks
     {
         var t = S(target);
         var p = S(path);
-        return Guard(() => Fs.Symlink(t, p));
+        return AsCaller(() => Fs.Symlink(t, p));
     }
 
     [UnmanagedCallersOnly]
@@ -137,7 +155,7 @@ internal static unsafe class FuseCallbacks
     {
         var f = S(from);
         var t = S(to);
-        return Guard(() => Fs.Rename(f, t, flags));
+        return AsCaller(() => Fs.Rename(f, t, flags));
     }
 
     [UnmanagedCallersOnly]
@@ -145,21 +163,21 @@ internal static unsafe class FuseCallbacks
     {
         var f = S(from);
         var t = S(to);
-        return Guard(() => Fs.Link(f, t));
+        return AsCaller(() => Fs.Link(f, t));
     }
 
     [UnmanagedCallersOnly]
     private static int Chmod(byte* path, uint mode, FuseFileInfo* fi)
     {
         var p = S(path);
-        return Guard(() => Fs.Chmod(p, mode));
+        return AsCaller(() => Fs.Chmod(p, mode));
     }
 
     [UnmanagedCallersOnly]
     private static int Chown(byte* path, uint uid, uint gid, FuseFileInfo* fi)
     {
         var p = S(path);
-        return Guard(() => Fs.Chown(p, uid, gid));
+        return AsCaller(() => Fs.Chown(p, uid, gid));
     }
 
     [UnmanagedCallersOnly]
@@ -167,7 +185,7 @@ internal static unsafe class FuseCallbacks
     {
         var p = N(path);
         var f = (nint)fi;
-        return Guard(() => Fs.Truncate(p, size, (FuseFileInfo*)f));
+        return AsCaller(() => Fs.Truncate(p, size, (FuseFileInfo*)f));
     }
 
     [UnmanagedCallersOnly]
@@ -175,7 +193,7 @@ internal static unsafe class FuseCallbacks
     {
         var p = S(path);
         var f = (nint)fi;
-        return Guard(() => Fs.Open(p, (FuseFileInfo*)f));
+        return AsCaller(() => Fs.Open(p, (FuseFileInfo*)f));
     }
 
     [UnmanagedCallersOnly]
@@ -183,7 +201,7 @@ internal static unsafe class FuseCallbacks
     {
         var p = S(path);
         var f = (nint)fi;
-        return Guard(() => Fs.Create(p, mode, (FuseFileInfo*)f));
+        return AsCaller(() => Fs.Create(p, mode, (FuseFileInfo*)f));
     }
 
     [UnmanagedCallersOnly]
@@ -242,7 +260,7 @@ internal static unsafe class FuseCallbacks
     private static int Access(byte* path, int mask)
     {
         var p = S(path);
-        return Guard(() => Fs.CheckAccess(p, mask));
+        return AsCaller(() => Fs.CheckAccess(p, mask));
     }
 
     [UnmanagedCallersOnly]
@@ -250,7 +268,7 @@ internal static unsafe class FuseCallbacks
     {
         var p = S(path);
         var t = (nint)times;
-        return Guard(() => Fs.Utimens(p, (Timespec*)t));
+        return AsCaller(() => Fs.Utimens(p, (Timespec*)t));
     }
 
     [UnmanagedCallersOnly]
@@ -267,7 +285,7 @@ internal static unsafe class FuseCallbacks
         var p = S(path);
         var n = S(name);
         var v = (nint)value;
-        return Guard(() => Fs.Getxattr(p, n, (byte*)v, size));
+        return AsCaller(() => Fs.Getxattr(p, n, (byte*)v, size));
     }
 
     [UnmanagedCallersOnly]
@@ -276,7 +294,7 @@ internal static unsafe class FuseCallbacks
         var p = S(path);
         var n = S(name);
         var v = (nint)value;
-        return Guard(() => Fs.Setxattr(p, n, (byte*)v, size, flags));
+        return AsCaller(() => Fs.Setxattr(p, n, (byte*)v, size, flags));
     }
 
     [UnmanagedCallersOnly]
@@ -284,7 +302,7 @@ internal static unsafe class FuseCallbacks
     {
         var p = S(path);
         var l = (nint)list;
-        return Guard(() => Fs.Listxattr(p, (byte*)l, size));
+        return AsCaller(() => Fs.Listxattr(p, (byte*)l, size));
     }
 
     [UnmanagedCallersOnly]
@@ -292,7 +310,7 @@ internal static unsafe class FuseCallbacks
     {
         var p = S(path);
         var n = S(name);
-        return Guard(() => Fs.Removexattr(p, n));
+        return AsCaller(() => Fs.Removexattr(p, n));
     }
 
     [UnmanagedCallersOnly]
@@ -300,7 +318,7 @@ internal static unsafe class FuseCallbacks
     {
         var p = S(path);
         var f = (nint)fi;
-        return Guard(() => Fs.Opendir(p, (FuseFileInfo*)f));
+        return AsCaller(() => Fs.Opendir(p, (FuseFileInfo*)f));
     }
 
     [UnmanagedCallersOnly]

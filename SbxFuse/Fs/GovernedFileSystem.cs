@@ -683,7 +683,16 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
             return Done("access", logical, decision, denied, 0, start);
         }
 
-        return Done("access", logical, decision, 0, 0, start);
+        // The modes, as the caller (CallerIdentity): root passes everything but execute on a file without any x bit.
+        var (fd, name, error) = tree.Parent(path);
+        if (error != 0)
+        {
+            return Done("access", logical, decision, error, 0, start);
+        }
+
+        var rc = Libc.faccessat(fd, name, mask, Libc.AT_EACCESS | Libc.AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -Errno();
+        tree.Release(fd);
+        return Done("access", logical, decision, rc, 0, start);
     }
 
     private int OpenOrCreate(string op, string path, int flags, uint mode, FuseFileInfo* fi)
@@ -699,13 +708,17 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         // close reads through the same descriptor instead of opening the file again.
         var writeOnly = (flags & Libc.O_ACCMODE) == Libc.O_WRONLY;
         var readable = !writeOnly;
-        if (op == "create" && writeOnly)
+        var fd = op == "create" && writeOnly ? tree.Open(path, ((flags & ~Libc.O_ACCMODE) | Libc.O_RDWR) & ~Libc.O_NOFOLLOW, mode) : -Libc.EACCES;
+        if (fd >= 0)
         {
-            flags = (flags & ~Libc.O_ACCMODE) | Libc.O_RDWR;
             readable = true;
         }
+        else
+        {
+            // Also when the file already existed and this caller may write it but not read it.
+            fd = tree.Open(path, flags & ~Libc.O_NOFOLLOW, mode);
+        }
 
-        var fd = tree.Open(path, flags & ~Libc.O_NOFOLLOW, mode);
         if (fd >= 0 && write && op == "open")
         {
             ClearSetId(fd);
@@ -752,7 +765,9 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         var stat = default(Stat);
         if (Libc.fstat(fd, &stat) == 0 && (stat.Mode & 0xF000) == 0x8000 && (stat.Mode & 0xC00) != 0)
         {
-            Libc.fchmod(fd, stat.Mode & PermissionBits);
+            // As SbxFuse: a caller allowed to write the file need not own it (the kernel would clear them with privilege too).
+            var mode = stat.Mode & PermissionBits;
+            CallerIdentity.AsSelf(() => Libc.fchmod(fd, mode));
         }
     }
 

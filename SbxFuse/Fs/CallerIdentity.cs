@@ -1,0 +1,121 @@
+using Hive.Interop;
+using Hive.Interop.Fuse;
+
+namespace Hive.SbxFuse.Fs;
+
+/// <summary>
+/// Who the kernel says is asking, and acting as them. SbxFuse mounts without
+/// <c>default_permissions</c> (that option makes the kernel re-read a directory's attributes
+/// before every create or delete in it: one round trip more per file). Instead, a caller other
+/// than root has its path operations done under its own file-system identity — fsuid, fsgid and
+/// supplementary groups, on this worker thread only — so the backing file system applies POSIX
+/// permissions itself: search permission on every directory from the workspace root down (paths
+/// are resolved from the root descriptor), write permission on the parent, the sticky bit,
+/// ownership for chmod, chown and utimens; and what such a caller creates belongs to it.
+/// Root in a sandbox holds CAP_DAC_OVERRIDE, CAP_FOWNER and CAP_CHOWN (Hive's OCI spec), which
+/// SbxFuse's own identity matches: for it nothing changes and no system call is made.
+/// Hive's ACLs are decided before any of this, for every caller alike.
+/// </summary>
+internal static unsafe class CallerIdentity
+{
+    private const int MaxGroups = 256;
+
+    private static readonly int OwnUid = Libc.setfsuid(-1);
+    private static readonly int OwnGid = Libc.setfsgid(-1);
+    private static readonly uint[] OwnGroups = ReadOwnGroups();
+
+    [ThreadStatic]
+    private static bool t_assumed;
+
+    /// <summary>
+    /// Takes on the calling process's identity for this thread when it is not root's. False when
+    /// that failed: the operation must then not run (fail closed).
+    /// </summary>
+    public static bool Assume()
+    {
+        var context = LibFuse.fuse_get_context();
+        if (context is null || context->Uid == 0)
+        {
+            return !t_assumed || Restore(); // a restore that failed earlier is retried before acting as root
+        }
+
+        // Groups the kernel cannot tell us (the process is gone) are left out: fewer rights, never more.
+        var groups = stackalloc uint[MaxGroups];
+        var count = LibFuse.fuse_getgroups(MaxGroups, groups);
+        count = Math.Clamp(count, 0, MaxGroups);
+        t_assumed = true;
+        if (Libc.setgroups_thread(count, groups) != 0)
+        {
+            Restore();
+            return false;
+        }
+
+        Libc.setfsgid((int)context->Gid);
+        Libc.setfsuid((int)context->Uid);
+        if (Libc.setfsuid(-1) != (int)context->Uid || Libc.setfsgid(-1) != (int)context->Gid)
+        {
+            Restore();
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>Back to SbxFuse's own identity (after <see cref="Assume"/>); false if the kernel refused.</summary>
+    public static bool Restore()
+    {
+        if (!t_assumed)
+        {
+            return true;
+        }
+
+        Libc.setfsuid(OwnUid);
+        Libc.setfsgid(OwnGid);
+        fixed (uint* groups = OwnGroups)
+        {
+            Libc.setgroups_thread(OwnGroups.Length, groups);
+        }
+
+        t_assumed = Libc.setfsuid(-1) != OwnUid || Libc.setfsgid(-1) != OwnGid;
+        return !t_assumed;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="action"/> under SbxFuse's own identity, then acts as the caller again —
+    /// for what SbxFuse owes every caller whatever their rights (clearing set-ID bits on write).
+    /// </summary>
+    public static void AsSelf(Action action)
+    {
+        if (!t_assumed)
+        {
+            action();
+            return;
+        }
+
+        if (!Restore())
+        {
+            return;
+        }
+
+        try
+        {
+            action();
+        }
+        finally
+        {
+            Assume();
+        }
+    }
+
+    private static uint[] ReadOwnGroups()
+    {
+        var count = Libc.getgroups(0, null);
+        var groups = new uint[Math.Max(0, count)];
+        fixed (uint* p = groups)
+        {
+            count = groups.Length == 0 ? 0 : Libc.getgroups(groups.Length, p);
+        }
+
+        return groups[..Math.Max(0, count)];
+    }
+}
