@@ -72,6 +72,11 @@ public static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     public static partial int fsync(int fd);
 
+    public const uint SYNC_FILE_RANGE_WRITE = 2;
+
+    [LibraryImport("libc", EntryPoint = "sync_file_range", SetLastError = true)]
+    public static partial int sync_file_range(int fd, long offset, long length, uint flags);
+
     [LibraryImport("libc", EntryPoint = "fdatasync", SetLastError = true)]
     public static partial int fdatasync(int fd);
 

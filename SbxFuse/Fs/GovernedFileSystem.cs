@@ -18,6 +18,7 @@ namespace Hive.SbxFuse.Fs;
 internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit, string mount, AclPolicy policy)
 {
     private volatile AclPolicy _policy = policy;
+    private readonly WriteBehind _writeBehind = new();
 
     /// <summary>What we know about each open handle (keyed by its backing descriptor).</summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<int, OpenFile> _open = new();
@@ -306,7 +307,15 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         }
 
         var n = Libc.pwrite((int)fi->Fh, buffer, size, offset);
-        MarkWritten(fi);
+        if (_open.TryGetValue((int)fi->Fh, out var file))
+        {
+            file.Written = true;
+            if (n > 0)
+            {
+                _writeBehind.Wrote(file, offset, n);
+            }
+        }
+
         return Done("write", logical, "allow", n < 0 ? -Errno() : (int)n, Math.Max(0, n), start);
     }
 
@@ -340,6 +349,11 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         if (file is { Written: true })
         {
             recorded = RecordArtifact(fd, logical, file.Readable);
+        }
+
+        if (file is not null)
+        {
+            WriteBehind.Closing(file);
         }
 
         Libc.close(fd);
@@ -458,7 +472,7 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         if (fd >= 0)
         {
             fi->Fh = (ulong)fd;
-            _open[fd] = new OpenFile(path, logical);
+            _open[fd] = new OpenFile(fd, path, logical);
         }
 
         return Done("opendir", logical, decision, fd < 0 ? fd : 0, 0, start);
@@ -730,7 +744,7 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         if (fd >= 0)
         {
             fi->Fh = (ulong)fd;
-            _open[fd] = new OpenFile(path, logical) { Written = (flags & Libc.O_TRUNC) != 0 || op == "create", Readable = readable };
+            _open[fd] = new OpenFile(fd, path, logical) { Written = (flags & Libc.O_TRUNC) != 0 || op == "create", Readable = readable };
 
             // Appends bypass the page cache: through the cache the kernel may split one write(2) at a
             // page boundary into two requests, and a second mount of the same workspace (or any other
@@ -834,8 +848,12 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
 }
 
 /// <summary>An open handle: the path it was opened under and whether the agent wrote through it.</summary>
-internal sealed class OpenFile(string fusePath, string logical)
+internal sealed class OpenFile(int fd, string fusePath, string logical)
 {
+    /// <summary>The backing descriptor (also the handle's key).</summary>
+    public int Fd => fd;
+
+
     /// <summary>The path inside the mount, kept current across renames of the file or a parent.</summary>
     public volatile string FusePath = fusePath;
 
@@ -845,6 +863,14 @@ internal sealed class OpenFile(string fusePath, string logical)
 
     /// <summary>Whether the backing descriptor can be read (the artifact hash reads through it).</summary>
     public bool Readable { get; init; }
+
+    // WriteBehind's state, under the object's lock: the range written since the last send, whether
+    // the handle waits in its queue, whether a send is using the descriptor, whether it is closing.
+    public long PendingStart;
+    public long PendingEnd;
+    public bool Queued;
+    public bool Sending;
+    public bool Closed;
 }
 
 /// <summary>Totals since start, for the control socket.</summary>
