@@ -30,6 +30,10 @@ public static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "fstatat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int fstatat(int dirfd, string path, Stat* buf, int flags);
 
+    /// <summary>fstatat with a name already in native memory (a directory entry): nothing to marshal.</summary>
+    [LibraryImport("libc", EntryPoint = "fstatat", SetLastError = true)]
+    public static partial int fstatat(int dirfd, byte* path, Stat* buf, int flags);
+
     [LibraryImport("libc", EntryPoint = "mkdirat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int mkdirat(int dirfd, string path, uint mode);
 

@@ -76,10 +76,38 @@ public sealed class AclPolicy
         return best?.Access ?? Access.Deny;
     }
 
-    public static bool IsNormalized(string path) =>
-        path.StartsWith('/')
-        && !path.Contains('\0', StringComparison.Ordinal)
-        && (path == "/" || (!path.EndsWith('/') && path.Split('/')[1..].All(s => s.Length > 0 && s is not "." and not "..")));
+    /// <summary>Absolute, no NUL, no empty, "." or ".." segment, no trailing slash (but "/"). Asked on every file operation: one pass, no allocation.</summary>
+    public static bool IsNormalized(string path)
+    {
+        if (path.Length == 0 || path[0] != '/')
+        {
+            return false;
+        }
+
+        var segment = 1;
+        for (var i = 1; i <= path.Length; i++)
+        {
+            if (i < path.Length && path[i] != '/')
+            {
+                if (path[i] == '\0')
+                {
+                    return false;
+                }
+
+                continue;
+            }
+
+            var length = i - segment;
+            if ((length == 0 && path.Length > 1) || (length == 1 && path[segment] == '.') || (length == 2 && path[segment] == '.' && path[segment + 1] == '.'))
+            {
+                return false;
+            }
+
+            segment = i + 1;
+        }
+
+        return true;
+    }
 }
 
 public sealed class AclException(string message) : Exception(message);

@@ -663,7 +663,7 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
 
                 // The entry's type (and with readdirplus its attributes) saves the kernel a lookup per entry.
                 var fill = 0;
-                if (plus && !dot && Libc.fstatat(fd, Marshal.PtrToStringUTF8((nint)name) ?? string.Empty, &stat, Libc.AT_SYMLINK_NOFOLLOW) == 0)
+                if (plus && !dot && Libc.fstatat(fd, name, &stat, Libc.AT_SYMLINK_NOFOLLOW) == 0)
                 {
                     fill = FillDirPlus;
                 }

@@ -35,6 +35,29 @@ public sealed class AclPolicyTests
     [TestCase("/workspace/x\0y")]
     public void Unnormalized_paths_are_denied(string path) => Assert.That(Workspace.Decide(path), Is.EqualTo(Access.Deny));
 
+    [TestCase("/", true)]
+    [TestCase("/a", true)]
+    [TestCase("/a/b", true)]
+    [TestCase("/..a", true)]
+    [TestCase("/a.", true)]
+    [TestCase("/...", true)]
+    [TestCase("/.env", true)]
+    [TestCase("", false)]
+    [TestCase("a", false)]
+    [TestCase("//", false)]
+    [TestCase("/a/", false)]
+    [TestCase("/a//b", false)]
+    [TestCase("/.", false)]
+    [TestCase("/..", false)]
+    [TestCase("/a/.", false)]
+    [TestCase("/a/..", false)]
+    [TestCase("/a/./b", false)]
+    [TestCase("/a/../b", false)]
+    [TestCase("/a\0", false)]
+    [TestCase("/\0/b", false)]
+    public void Normal_form_is_absolute_without_empty_dot_or_dotdot_segments(string path, bool normalized) =>
+        Assert.That(AclPolicy.IsNormalized(path), Is.EqualTo(normalized));
+
     [Test]
     public void Ties_go_to_the_later_rule()
     {
