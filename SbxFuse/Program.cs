@@ -59,6 +59,10 @@ catch (Exception ex) when (ex is AclException or JsonException or IOException)
     return 2;
 }
 
+// Request threads may act under a sandbox user's identity (CallerIdentity), which need not be able
+// to read the install directory: every assembly SbxFuse can reach is loaded now, as itself.
+PreloadAssemblies(typeof(GovernedFileSystem).Assembly);
+
 using var tree = new BackingTree(source);
 using var auditLog = new AuditLog(spool, spoolSource, mount);
 var fs = new GovernedFileSystem(tree, auditLog, mount, policy);
@@ -81,6 +85,22 @@ return Mount.Run(target, pidFile, cacheTimeout, () =>
         Console.Error.WriteLine("hive-sbxfuse: ACL reload rejected, keeping the previous rules: " + ex.Message);
     }
 });
+
+static void PreloadAssemblies(System.Reflection.Assembly root)
+{
+    var seen = new HashSet<string>(StringComparer.Ordinal);
+    var pending = new Queue<System.Reflection.Assembly>([root]);
+    while (pending.TryDequeue(out var assembly))
+    {
+        foreach (var reference in assembly.GetReferencedAssemblies())
+        {
+            if (seen.Add(reference.FullName))
+            {
+                pending.Enqueue(System.Reflection.Assembly.Load(reference));
+            }
+        }
+    }
+}
 
 internal sealed record AclRuleJson(string? path, string? access);
 

@@ -48,6 +48,13 @@ public sealed class SpoolWriter : IDisposable
     /// <summary>How long a producer waits for a stalled Sbxd before the append fails. Default 30 s.</summary>
     public TimeSpan StallTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Runs a rotation (listing the spool directory, creating the next file) on the producer's
+    /// behalf: SbxFuse's request threads may be acting under a sandbox user's identity, which
+    /// cannot reach the host-only spool directory. Throws <see cref="IOException"/> if it cannot.
+    /// </summary>
+    public Action<Action>? RotateAs { get; init; }
+
     /// <summary>Events appended by this writer.</summary>
     public long Appended { get; private set; }
 
@@ -71,7 +78,14 @@ public sealed class SpoolWriter : IDisposable
             {
                 if (_file is null || _length >= _rotateBytes)
                 {
-                    Rotate();
+                    if (RotateAs is { } rotateAs)
+                    {
+                        rotateAs(Rotate);
+                    }
+                    else
+                    {
+                        Rotate();
+                    }
                 }
 
                 if (_buffer.Length < size + 4)

@@ -13,7 +13,7 @@ internal readonly record struct FsEvent(string Op, string Path, string Decision,
 /// </summary>
 internal sealed class AuditLog(string spoolDir, string source, string mount) : IDisposable
 {
-    private readonly SpoolWriter _spool = new(spoolDir, source);
+    private readonly SpoolWriter _spool = new(spoolDir, source) { RotateAs = Fs.CallerIdentity.RunAsSelf };
 
     public bool TryRecord(in FsEvent e)
     {

@@ -83,27 +83,43 @@ internal static unsafe class CallerIdentity
     /// <summary>
     /// Runs <paramref name="action"/> under SbxFuse's own identity, then acts as the caller again —
     /// for what SbxFuse owes every caller whatever their rights (clearing set-ID bits on write).
+    /// False if the action failed or either switch did (the operation must then fail).
     /// </summary>
-    public static void AsSelf(Action action)
+    public static bool AsSelf(Func<bool> action)
     {
         if (!t_assumed)
         {
-            action();
-            return;
+            return action();
         }
 
         if (!Restore())
         {
-            return;
+            return false;
         }
 
+        var done = false;
         try
         {
-            action();
+            done = action();
         }
         finally
         {
-            Assume();
+            done &= Assume();
+        }
+
+        return done;
+    }
+
+    /// <summary><see cref="AsSelf"/> for work that reports failure by throwing (the audit spool's rotation).</summary>
+    public static void RunAsSelf(Action action)
+    {
+        if (!AsSelf(() =>
+            {
+                action();
+                return true;
+            }))
+        {
+            throw new IOException("could not switch between the caller's identity and SbxFuse's");
         }
     }
 

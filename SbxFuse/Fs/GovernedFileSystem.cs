@@ -262,12 +262,7 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         else
         {
             var fd = tree.Open(path, Libc.O_WRONLY, 0);
-            if (fd >= 0)
-            {
-                ClearSetId(fd);
-            }
-
-            rc = fd < 0 ? fd : Libc.ftruncate(fd, size) == 0 ? 0 : -Errno();
+            rc = fd < 0 ? fd : !ClearSetId(fd) ? -Libc.EIO : Libc.ftruncate(fd, size) == 0 ? 0 : -Errno();
             if (fd >= 0)
             {
                 Libc.close(fd);
@@ -733,9 +728,10 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
             fd = tree.Open(path, flags & ~Libc.O_NOFOLLOW, mode);
         }
 
-        if (fd >= 0 && write && op == "open")
+        if (fd >= 0 && write && op == "open" && !ClearSetId(fd))
         {
-            ClearSetId(fd);
+            Libc.close(fd);
+            fd = -Libc.EIO; // fail closed: a file opened for writing never keeps a set-ID bit
         }
 
         var created = default(Stat);
@@ -773,16 +769,24 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
     /// <summary>
     /// A file opened for writing loses set-user-ID and set-group-ID (SbxFuse never stores them, but
     /// the backing directory may hold one from elsewhere): the kernel leaves this to us (KernelChannel).
+    /// False when they are there and could not be cleared.
     /// </summary>
-    private static void ClearSetId(int fd)
+    private static bool ClearSetId(int fd)
     {
         var stat = default(Stat);
-        if (Libc.fstat(fd, &stat) == 0 && (stat.Mode & 0xF000) == 0x8000 && (stat.Mode & 0xC00) != 0)
+        if (Libc.fstat(fd, &stat) != 0)
         {
-            // As SbxFuse: a caller allowed to write the file need not own it (the kernel would clear them with privilege too).
-            var mode = stat.Mode & PermissionBits;
-            CallerIdentity.AsSelf(() => Libc.fchmod(fd, mode));
+            return false;
         }
+
+        if ((stat.Mode & 0xF000) != 0x8000 || (stat.Mode & 0xC00) == 0)
+        {
+            return true;
+        }
+
+        // As SbxFuse: a caller allowed to write the file need not own it (the kernel would clear them with privilege too).
+        var mode = stat.Mode & PermissionBits;
+        return CallerIdentity.AsSelf(() => Libc.fchmod(fd, mode) == 0);
     }
 
     private int AtWrite(string op, string path, Func<int, string, int> action, string? target = null, bool remember = false)

@@ -121,6 +121,26 @@ public sealed class CallerPermissionTests
     }
 
     [Test]
+    public async Task Writing_someone_elses_set_id_file_clears_the_bits()
+    {
+        await using var fs = await SbxFuseProcess.StartAsync(prepare: source =>
+        {
+            File.WriteAllText(Path.Combine(source, "tool"), "#!/bin/sh\n");
+            File.SetUnixFileMode(Path.Combine(source, "tool"), (UnixFileMode)0b110_111_111_111); // 06777, root's, planted on the host
+        });
+        File.SetUnixFileMode(fs.Root, (UnixFileMode)0b111_101_101);
+
+        // Also the mount's very first operation: SbxFuse opens its audit spool (host-only, 0700) as itself.
+        var r = await AsNobodyAsync($"""
+            p = '{fs.M("tool")}'
+            attempt('write', lambda: os.write(os.open(p, os.O_WRONLY | os.O_APPEND), b'#') and None)
+            attempt('mode', lambda: oct(os.stat(p).st_mode & 0o7777))
+            """);
+        Assert.That((r["write"], r["mode"]), Is.EqualTo(("ok", "0o777")), "cleared with SbxFuse's privilege: 65534 does not own the file");
+        Assert.That(File.GetUnixFileMode(Path.Combine(fs.Source, "tool")) & (UnixFileMode.SetUser | UnixFileMode.SetGroup), Is.EqualTo((UnixFileMode)0));
+    }
+
+    [Test]
     public async Task Root_keeps_its_overrides_but_not_execute_on_files_without_an_x_bit()
     {
         await using var fs = await SbxFuseProcess.StartAsync();
