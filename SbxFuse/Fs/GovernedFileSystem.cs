@@ -857,7 +857,6 @@ internal sealed class OpenFile(int fd, string fusePath, string logical)
     /// <summary>The backing descriptor (also the handle's key).</summary>
     public int Fd => fd;
 
-
     /// <summary>The path inside the mount, kept current across renames of the file or a parent.</summary>
     public volatile string FusePath = fusePath;
 
