@@ -135,27 +135,18 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
 
     public int Readlink(string path, byte* buffer, nuint size)
     {
-        var start = Stopwatch.GetTimestamp();
-        if (Deny(path, write: false, out var logical, out var decision) is { } denied)
+        var b = (nint)buffer;
+        return AtRead("readlink", path, write: false, (fd, name) =>
         {
-            return Done("readlink", logical, decision, denied, 0, start);
-        }
+            var n = Libc.readlinkat(fd, name, (byte*)b, size - 1);
+            if (n < 0)
+            {
+                return -Errno();
+            }
 
-        var (fd, name, error) = tree.Parent(path);
-        if (error != 0)
-        {
-            return Done("readlink", logical, decision, error, 0, start);
-        }
-
-        var n = Libc.readlinkat(fd, name, buffer, size - 1);
-        var rc = n < 0 ? -Errno() : 0;
-        if (n >= 0)
-        {
-            buffer[n] = 0;
-        }
-
-        tree.Release(fd);
-        return Done("readlink", logical, decision, rc, 0, start);
+            ((byte*)b)[n] = 0;
+            return 0;
+        });
     }
 
     /// <summary>
@@ -683,25 +674,31 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
 
     private const int FillDirPlus = 2;
 
-    public int CheckAccess(string path, int mask)
+    /// <summary>The modes, as the caller (CallerIdentity): root passes everything but execute on a file without any x bit.</summary>
+    public int CheckAccess(string path, int mask) =>
+        AtRead("access", path, write: (mask & 2) != 0, (fd, name) => Libc.faccessat(fd, name, mask, Libc.AT_EACCESS | Libc.AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -Errno());
+
+    /// <summary>
+    /// An operation on an entry, after the ACL decision: <paramref name="action"/> gets its parent's
+    /// descriptor and its name, and returns 0 or a negative errno.
+    /// </summary>
+    private int AtRead(string op, string path, bool write, Func<int, string, int> action)
     {
         var start = Stopwatch.GetTimestamp();
-        var write = (mask & 2) != 0;
         if (Deny(path, write, out var logical, out var decision) is { } denied)
         {
-            return Done("access", logical, decision, denied, 0, start);
+            return Done(op, logical, decision, denied, 0, start);
         }
 
-        // The modes, as the caller (CallerIdentity): root passes everything but execute on a file without any x bit.
         var (fd, name, error) = tree.Parent(path);
         if (error != 0)
         {
-            return Done("access", logical, decision, error, 0, start);
+            return Done(op, logical, decision, error, 0, start);
         }
 
-        var rc = Libc.faccessat(fd, name, mask, Libc.AT_EACCESS | Libc.AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -Errno();
+        var rc = action(fd, name);
         tree.Release(fd);
-        return Done("access", logical, decision, rc, 0, start);
+        return Done(op, logical, decision, rc, 0, start);
     }
 
     private int OpenOrCreate(string op, string path, int flags, uint mode, FuseFileInfo* fi)
