@@ -1,3 +1,4 @@
+global using Hive.Testing;
 global using NUnit.Framework;
 
 [assembly: Parallelizable(ParallelScope.None)]

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 
-namespace Hive.Integration.Tests;
+namespace Hive.Testing;
 
 /// <summary>Host-side facts a test checks after a sandbox is gone, and small process helpers.</summary>
-internal static class Host
+public static class Host
 {
     public static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string file, params string[] args)
     {

@@ -4,7 +4,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 
-namespace Hive.Integration.Tests;
+namespace Hive.Testing;
 
 /// <summary>
 /// A real hive-controller process on 127.0.0.1 with a port of its own choosing, a private data dir,

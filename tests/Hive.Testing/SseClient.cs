@@ -1,7 +1,7 @@
 using System.Net.Sockets;
 using System.Text.Json;
 
-namespace Hive.Integration.Tests;
+namespace Hive.Testing;
 
 /// <summary>A Server-Sent Events reader over a real HTTP connection (optionally with a tiny socket receive buffer: a slow consumer).</summary>
 public sealed class SseClient : IAsyncDisposable

@@ -1,4 +1,4 @@
-namespace Hive.Integration.Tests;
+namespace Hive.Testing;
 
 /// <summary>A fixture whose tests share one real Controller (each test uses its own sandbox names).</summary>
 public abstract class SharedControllerFixture

@@ -1,7 +1,7 @@
-namespace Hive.Integration.Tests;
+namespace Hive.Testing;
 
 /// <summary>Where the built programs and images are (set by tests/run.sh; defaults fit a local `make build`).</summary>
-internal static class Paths
+public static class Paths
 {
     public static string Repo { get; } = FindRepo();
 
