@@ -7,6 +7,9 @@ public static partial class Libc
 {
     public const int MNT_DETACH = 2;
     public const ulong MS_RDONLY = 0x1;
+    public const ulong MS_NOSUID = 0x2;
+    public const ulong MS_NODEV = 0x4;
+    public const ulong MS_NOEXEC = 0x8;
     public const ulong MS_REMOUNT = 0x20;
     public const ulong MS_BIND = 0x1000;
     public const ulong MS_REC = 0x4000;

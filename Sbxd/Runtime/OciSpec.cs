@@ -16,10 +16,23 @@ internal static class OciSpec
         "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
     ];
 
+    /// <summary>
+    /// Read as empty inside (runc binds /dev/null over a file, an empty read-only tmpfs over a
+    /// directory; paths the host lacks are skipped). Docker's list, then what a sweep of /proc and
+    /// /sys inside a sandbox found telling more about the host than a sandbox needs (docs/SECURITY.md):
+    /// kernel and physical addresses (KASLR: vmcoreinfo, the kernel's ELF notes and boot parameters,
+    /// vmalloc areas, page frame flags and counts), heap and allocator layout (slabinfo, pagetypeinfo),
+    /// host device interrupts (a timing side channel) and the host's identity (kernel command line,
+    /// boot id, DMI serials and UUIDs, hypervisor UUID).
+    /// </summary>
     private static readonly string[] MaskedPaths =
     [
         "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
         "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+        "/sys/kernel/vmcoreinfo", "/sys/kernel/notes", "/sys/kernel/boot_params", "/proc/vmallocinfo",
+        "/proc/kpageflags", "/proc/kpagecount", "/proc/kpagecgroup", "/sys/kernel/mm/page_idle",
+        "/proc/slabinfo", "/proc/pagetypeinfo", "/proc/interrupts",
+        "/proc/cmdline", "/proc/sys/kernel/random/boot_id", "/sys/devices/virtual/dmi", "/sys/hypervisor",
     ];
 
     private static readonly string[] ReadonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
@@ -61,7 +74,7 @@ internal static class OciSpec
                 Mount("/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]),
                 Mount("/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", "ro"]),
                 Mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "relatime", "ro"]),
-                Mount("/.hive", "bind", spec.AgentBundle, ["bind", "ro", "nosuid", "nodev"])),
+                Mount("/.hive", "bind", layout.AgentMount, ["bind", "ro", "nosuid", "nodev"])),
             ["linux"] = new JsonObject
             {
                 ["cgroupsPath"] = layout.CgroupPath,

@@ -52,6 +52,17 @@ internal sealed class SandboxLayout
 
     public string Bundle => Path.Combine(StateDir, "bundle");
 
+    /// <summary>
+    /// A small tmpfs of the sandbox's own holding every host-side source the container binds
+    /// (resolver, trust store, workspace mount points, the agent's mount). A bind shows its path
+    /// inside the source file system in the container's mountinfo; on this tmpfs that path is
+    /// short (<c>/resolv.conf</c>, <c>/mounts/0</c>) and says nothing about the host.
+    /// </summary>
+    public string BindsDir => Path.Combine(StateDir, "binds");
+
+    /// <summary>The agent bundle as a read-only overlay of its own (root = the bundle), bound at /.hive.</summary>
+    public string AgentMount => Path.Combine(BindsDir, "agent");
+
     public string ContainerId => "hive-" + Name;
 
     public string NetnsName => "hive-" + Name;

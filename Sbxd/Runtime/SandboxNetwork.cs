@@ -38,9 +38,12 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
 
     private string LogFile => Path.Combine(NetDir, "sbxproxy.log");
 
-    private string ResolvConf => Path.Combine(NetDir, "resolv.conf");
+    // The container's resolver and trust store live on the sandbox's binds tmpfs (see SandboxLayout.BindsDir).
+    private string ResolvConf => Path.Combine(layout.BindsDir, "resolv.conf");
 
-    private string Bundle => Path.Combine(NetDir, "ca-bundle.crt");
+    private string Bundle => Path.Combine(layout.BindsDir, "ca-bundle.crt");
+
+    private string ContainerCa => Path.Combine(layout.BindsDir, "ca.crt");
 
     private string CaCert => Path.Combine(CaDir, "ca.crt");
 
@@ -71,7 +74,7 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
 
     /// <summary>Files bound read-only into the container: resolver and trust store.</summary>
     public IEnumerable<(string Destination, string Source)> ContainerFiles() => Enabled
-        ? [("/etc/resolv.conf", ResolvConf), (ContainerBundle, Bundle), (ContainerCaFile, CaCert)]
+        ? [("/etc/resolv.conf", ResolvConf), (ContainerBundle, Bundle), (ContainerCaFile, ContainerCa)]
         : [];
 
     /// <summary>Environment that makes common clients trust the sandbox's CA without flags.</summary>
@@ -352,6 +355,7 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
         var ca = await File.ReadAllTextAsync(CaCert, cancellationToken);
         await File.WriteAllTextAsync(Bundle + ".tmp", existing.TrimEnd() + (existing.Length > 0 ? "\n" : string.Empty) + ca, cancellationToken);
         File.Move(Bundle + ".tmp", Bundle, overwrite: true);
+        File.Copy(CaCert, ContainerCa, overwrite: true);
     }
 
     // ---- proxy ----

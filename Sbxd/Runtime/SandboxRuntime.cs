@@ -24,7 +24,9 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
 
     public async Task EnsureAsync(CancellationToken cancellationToken)
     {
+        await RetireEarlierLayoutAsync(cancellationToken);
         await EnsureRootfsAsync();
+        EnsureBinds();
         await EnsureNetworkNamespaceAsync(cancellationToken);
         await Network.EnsureAsync(cancellationToken);
         Workspaces.PrepareTargets();
@@ -49,25 +51,13 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
             throw new InvalidOperationException($"image root filesystem '{lower}' does not exist");
         }
 
-        foreach (var path in new[] { lower, layout.Upper, layout.Work })
-        {
-            if (path.IndexOfAny([',', ':', '\\']) >= 0)
-            {
-                throw new InvalidOperationException($"path '{path}' cannot be used in overlay options");
-            }
-        }
-
         foreach (var dir in new[] { layout.Upper, layout.Work, layout.Rootfs })
         {
             Directory.CreateDirectory(dir);
         }
 
         var fresh = !Directory.EnumerateFileSystemEntries(layout.Upper).Any();
-        var options = $"lowerdir={lower},upperdir={layout.Upper},workdir={layout.Work}";
-        if (Libc.mount("overlay", layout.Rootfs, "overlay", 0, options) != 0)
-        {
-            throw SyscallException.FromLastError("mount(overlay)", layout.Rootfs);
-        }
+        Overlay.Mount("overlay", layout.Rootfs, [lower], (layout.Upper, layout.Work), 0);
 
         // /etc/hostname says the sandbox's name, like the UTS hostname. Only on a fresh upper layer:
         // then the tree is the (trusted) image's; later it is the agent's, and host-side writes

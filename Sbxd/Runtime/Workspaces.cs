@@ -5,7 +5,8 @@ namespace Hive.Sbxd.Runtime;
 
 /// <summary>
 /// The sandbox's governed workspaces: one hive-sbxfuse per mount, mounted on the host at
-/// <c>&lt;state&gt;/mounts/&lt;i&gt;</c>. That directory is first made a read-only shared bind of itself,
+/// <c>&lt;state&gt;/binds/mounts/&lt;i&gt;</c> (on the binds tmpfs, so the container's mountinfo shows
+/// <c>/mounts/&lt;i&gt;</c>, not a host path). That directory is first made a read-only shared bind of itself,
 /// and the container binds it *before* any FUSE mount sits on it (its copy is a slave). Every FUSE
 /// mount made there afterwards propagates into the running container, and every unmount too — so a
 /// crashed SbxFuse is replaced in place: the container and its processes keep running, and the
@@ -13,7 +14,7 @@ namespace Hive.Sbxd.Runtime;
 /// </summary>
 internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
 {
-    private string MountsDir => Path.Combine(layout.StateDir, "mounts");
+    private string MountsDir => Path.Combine(layout.BindsDir, "mounts");
 
     private string FsDir => Path.Combine(layout.StateDir, "fs");
 
