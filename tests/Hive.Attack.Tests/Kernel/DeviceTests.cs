@@ -2,36 +2,55 @@ namespace Hive.Attack.Tests.Kernel;
 
 /// <summary>
 /// Device nodes. CAP_MKNOD is kept (Docker's default set), so the sandbox can create any node
-/// in its own files — opening it is what the devices cgroup refuses: the host's disk (read
-/// every file on the host), /dev/kmsg (write into the host's kernel log), /dev/mem.
+/// in its own files — opening it is what the devices cgroup refuses: a host block device (read
+/// every file on it), /dev/kmsg (write into the host's kernel log), /dev/mem, /dev/port.
 /// </summary>
 [TestFixture]
 [CancelAfter(300_000)]
 [Category(From.Inside)]
 public sealed class DeviceTests
 {
-    /// <summary>major:minor of the block device the host's root file system is on.</summary>
-    private static (int Major, int Minor) HostRootDevice()
-    {
-        var root = File.ReadLines("/proc/self/mountinfo").Select(l => l.Split(' ')).First(f => f[4] == "/");
-        var parts = root[2].Split(':');
-        return (int.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture), int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
-    }
-
     [Test]
     [Defence("devices cgroup: only the standard nodes may be opened")]
-    public async Task The_host_disk_cannot_be_read_through_a_node_made_inside()
+    public async Task A_host_block_device_cannot_be_read_through_a_node_made_inside()
     {
-        var (major, minor) = HostRootDevice();
-        Assume.That(major, Is.Not.Zero, "the host's root is on a block device");
-        var outcome = await KernelSandboxes.PythonAsync(KernelSandboxes.Plain, $"""
-            import stat
-            p = '/tmp/hostdisk-{major}-{minor}'
-            if not os.path.exists(p):
-                os.mknod(p, stat.S_IFBLK | 0o600, os.makedev({major}, {minor}))
-            print(try_open(p))
-            """);
-        Assert.That(outcome, Is.EqualTo("EPERM"));
+        // A loop device over a file of this test stands for the host's disks: its contents are known,
+        // and the host can read it (this VM refuses opening its own virtio disk even to the host's root).
+        var marker = "hive-host-disk-" + Guid.NewGuid().ToString("N");
+        var image = Path.Combine(Path.GetTempPath(), $"hive-kernel-loop-{Guid.NewGuid():N}.img");
+        var content = new byte[1 << 20];
+        System.Text.Encoding.ASCII.GetBytes(marker).CopyTo(content, 0);
+        await File.WriteAllBytesAsync(image, content);
+        try
+        {
+            var (code, device, error) = await Host.RunAsync("losetup", "--find", "--show", "--read-only", image);
+            Assume.That(code, Is.Zero, "a loop device could be set up: " + error);
+            device = device.Trim();
+            try
+            {
+                var numbers = File.ReadAllText($"/sys/class/block/{Path.GetFileName(device)}/dev").Trim().Split(':');
+                Assert.That(System.Text.Encoding.ASCII.GetString(KernelSandboxes.ReadOnHost(device, marker.Length)), Is.EqualTo(marker), "the host reads it");
+                var outcome = await KernelSandboxes.PythonAsync(KernelSandboxes.Plain, $"""
+                    import stat
+                    p = '/tmp/hostdisk-{numbers[0]}-{numbers[1]}'
+                    if not os.path.exists(p):
+                        os.mknod(p, stat.S_IFBLK | 0o600, os.makedev({numbers[0]}, {numbers[1]}))
+                    try:
+                        print(open(p, 'rb').read({marker.Length}).decode())
+                    except OSError as e:
+                        print(name(e))
+                    """);
+                Assert.That(outcome, Is.EqualTo("EPERM"));
+            }
+            finally
+            {
+                await Host.RunAsync("losetup", "--detach", device);
+            }
+        }
+        finally
+        {
+            File.Delete(image);
+        }
     }
 
     [TestCase("kmsg (write into the host's kernel log)", 1, 11, "os.O_WRONLY")]
