@@ -19,9 +19,9 @@ namespace Hive.Sbxd.Runtime;
 internal static class Overlay
 {
     /// <summary>
-    /// Mounts <paramref name="lowers"/> (top first) and, when given, <paramref name="upper"/> with its
-    /// <paramref name="work"/> dir at <paramref name="target"/>. Without an upper layer the kernel wants
-    /// at least two lower ones, and the mount is read-only.
+    /// Mounts <paramref name="lowers"/> (top first) and, when given, the <paramref name="writable"/> upper
+    /// layer with its work dir at <paramref name="target"/>. Without an upper layer the kernel wants at
+    /// least two lower ones, and the mount is read-only.
     /// </summary>
     public static void Mount(string source, string target, IReadOnlyList<string> lowers, (string Upper, string Work)? writable, ulong flags)
     {
