@@ -39,7 +39,7 @@ internal static class ApiAccess
                 .AddRequirements(SameOriginRequirement.Instance)
                 .Build());
         services.AddSingleton<IAuthorizationHandler>(SameOriginRequirement.Instance);
-        services.AddSingleton<Microsoft.AspNetCore.Authorization.IAuthorizationMiddlewareResultHandler, AccessResultHandler>();
+        services.AddSingleton<IAuthorizationMiddlewareResultHandler, AccessResultHandler>();
         return services;
     }
 
