@@ -1,4 +1,5 @@
 using System.Text;
+using Hive.Controller.Api.Access;
 using Hive.Controller.Sandboxes;
 using Hive.Protos.V1;
 using Google.Protobuf;
@@ -161,7 +162,7 @@ internal static class ExecEndpoints
             }
 
             return Results.NoContent();
-        });
+        }).AcceptsRawBody(); // stdin is bytes
     }
 
     private static System.Text.Json.Nodes.JsonObject Exit(ExecResponse exit, ExecEvent finished)

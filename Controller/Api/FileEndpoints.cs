@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Google.Protobuf;
+using Hive.Controller.Api.Access;
 using Hive.Controller.Sandboxes;
 using Hive.Controller.Sandboxes.Store;
 using Hive.Protos.V1;
@@ -30,7 +31,7 @@ internal static class FileEndpoints
 
             var written = await manager.CallAsync(name, c => c.WriteFileAsync(name, Chunks(http.Request.Body, path, http.RequestAborted), http.RequestAborted));
             return Results.Json(new FileWritten(written.Path, written.Size), ApiJson.Options);
-        });
+        }).AcceptsRawBody(); // a file is bytes of any type
 
         app.MapGet("/api/v1/hiveboxes/{id}/files", async (string id, HttpContext http, SandboxManager manager, SandboxStore store) =>
         {
@@ -48,6 +49,7 @@ internal static class FileEndpoints
             await using var chunks = first.enumerator;
             http.Response.StatusCode = StatusCodes.Status200OK;
             http.Response.ContentType = "application/octet-stream";
+            Ingress.IngressHeaders.MarkSandboxContent(http.Response); // the sandbox wrote it: never active content of this origin
             if (first.hasFirst)
             {
                 var fileName = Path.GetFileName(path);

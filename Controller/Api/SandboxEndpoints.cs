@@ -82,7 +82,7 @@ internal static class SandboxEndpoints
         });
     }
 
-    /// <summary>Who made a policy change, for its event: how the caller authenticated and from where.</summary>
+    /// <summary>Who made a policy change, for its event: how the caller authenticated (api-key, loopback) and from where.</summary>
     private static string Actor(HttpContext http) =>
-        (http.Request.Headers.Authorization.Count > 0 ? "api-key" : "loopback") + "@" + http.Connection.RemoteIpAddress;
+        (http.User.Identity?.AuthenticationType ?? "unknown") + "@" + http.Connection.RemoteIpAddress;
 }

@@ -3,8 +3,14 @@ namespace Hive.Controller.Hosting;
 /// <summary>Controller settings; every one has a flag and an environment variable (see <see cref="ControllerOptionsParser"/>).</summary>
 internal sealed record ControllerOptions
 {
-    /// <summary>Bearer key for /api/*. Null = no auth, and then the Controller only listens on loopback.</summary>
+    /// <summary>Bearer key every endpoint but /healthz needs. Null = none, and then the Controller only listens on loopback.</summary>
     public string? ApiKey { get; init; }
+
+    /// <summary>
+    /// Host names (<c>Host</c> header, no port; <c>*.example.com</c> for subdomains) the API answers to besides
+    /// loopback names. Default: none — without a key only loopback names are answered (DNS rebinding), with one any.
+    /// </summary>
+    public IReadOnlyList<string> AllowedHosts { get; init; } = [];
 
     /// <summary>TCP port of the REST API. Default 7070.</summary>
     public int Port { get; init; } = 7070;

@@ -15,6 +15,8 @@ internal static class ControllerOptionsParser
           --api-key KEY       HIVEBOX_API_KEY      none: no auth, listen on 127.0.0.1 only
           --port N            HIVEBOX_PORT         7070
           --host ADDR         HIVEBOX_HOST         127.0.0.1 without a key, 0.0.0.0 with one
+          --allowed-hosts H[,H] HIVEBOX_ALLOWED_HOSTS none: Host names answered besides loopback names; without a key
+                              nothing else is (DNS rebinding), with one any name unless this is given; *.example.com for subdomains
           --data-dir DIR      HIVE_DATA_DIR        /var/lib/hive
           --image-dir DIR     HIVE_IMAGE_DIR       /var/cache/hive/images
           --sbxd PATH         HIVE_SBXD_PATH       ../sbxd/hive-sbxd next to this program
@@ -41,7 +43,7 @@ internal static class ControllerOptionsParser
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         var errors = new List<string>();
-        string[] known = ["api-key", "port", "host", "data-dir", "image-dir", "sbxd", "sbxfuse", "sbxproxy", "net-pool", "net-synthetic", "egress-resolve", "egress-ca", "agent-bundle", "reaper-interval", "fs-roots", "events-max-bytes", "events-max-age", "events-heartbeat", "usage-interval", "analytics-interval", "analytics-retention"];
+        string[] known = ["api-key", "port", "host", "allowed-hosts", "data-dir", "image-dir", "sbxd", "sbxfuse", "sbxproxy", "net-pool", "net-synthetic", "egress-resolve", "egress-ca", "agent-bundle", "reaper-interval", "fs-roots", "events-max-bytes", "events-max-age", "events-heartbeat", "usage-interval", "analytics-interval", "analytics-retention"];
         for (var i = 0; i < args.Count; i++)
         {
             var arg = args[i];
@@ -223,6 +225,17 @@ internal static class ControllerOptionsParser
             errors.Add("--api-key: must be at least 8 characters");
         }
 
+        if (Get("allowed-hosts", "HIVEBOX_ALLOWED_HOSTS") is { } allowedHosts)
+        {
+            var names = allowedHosts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(n => n.ToLowerInvariant()).ToList();
+            foreach (var bad in names.Where(n => !IsHostPattern(n)))
+            {
+                errors.Add($"--allowed-hosts: '{bad}' is not a host name, IPv4 address, [IPv6] address or *.domain (no scheme, no port)");
+            }
+
+            options = options with { AllowedHosts = names };
+        }
+
         if (options.Host is { } host)
         {
             if (!System.Net.IPAddress.TryParse(host, out var address))
@@ -236,5 +249,18 @@ internal static class ControllerOptionsParser
         }
 
         return (errors.Count == 0 ? options : null, errors, false);
+    }
+
+    /// <summary>A Host-header pattern: a DNS name (optionally <c>*.</c> for its subdomains), an IPv4 address or a bracketed IPv6 address.</summary>
+    private static bool IsHostPattern(string name)
+    {
+        if (name.StartsWith('[') && name.EndsWith(']'))
+        {
+            return System.Net.IPAddress.TryParse(name[1..^1], out var v6) && v6.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
+        }
+
+        var domain = name.StartsWith("*.", StringComparison.Ordinal) ? name[2..] : name;
+        return domain.Length is > 0 and <= 253 && domain.Split('.').All(label =>
+            label.Length is > 0 and <= 63 && label[0] != '-' && label[^1] != '-' && label.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'));
     }
 }

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.WebSockets;
 using Hive.Controller.Api;
+using Hive.Controller.Api.Access;
 using Hive.Controller.Events;
 using Hive.Controller.Sandboxes.Store;
 using Hive.Protos.V1;
@@ -13,23 +14,19 @@ namespace Hive.Controller.Ingress;
 /// <summary>
 /// <c>/api/v1/hiveboxes/:id/proxy/:port/…</c> (<c>sandbox.url</c> is port 8080): any method, SSE and
 /// WebSocket, to a server listening on that port inside the sandbox — through hive-agent, so it
-/// works in every network mode. The Controller's API key is checked here and never forwarded.
+/// works in every network mode. The Controller's API key is checked (by the fallback policy, like
+/// every endpoint); no credential of the caller goes in and no cookie comes out (<see cref="IngressHeaders"/>).
 /// Every request is an <c>ingress.http</c> / <c>ingress.websocket</c> event.
 /// </summary>
 internal static class ProxyEndpoints
 {
-    private static readonly HashSet<string> HopByHop = new(StringComparer.OrdinalIgnoreCase)
-    {
-        "Connection", "Keep-Alive", "Transfer-Encoding", "TE", "Trailer", "Upgrade", "Proxy-Authorization", "Proxy-Authenticate", "Proxy-Connection", "Host", "Authorization",
-        "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions", "Sec-WebSocket-Accept", "Sec-WebSocket-Protocol",
-    };
-
     public static void MapProxyEndpoints(this IEndpointRouteBuilder app)
     {
+        // Bodies are the sandbox server's business (any type); the key and the origin check apply as everywhere.
         app.Map("/api/v1/hiveboxes/{id}/proxy/{port}/{**rest}", (string id, string port, HttpContext http, SandboxStore store, SandboxProxy proxy, ControllerSpools spools) =>
-            ForwardAsync(id, port, http, store, proxy, spools));
+            ForwardAsync(id, port, http, store, proxy, spools)).AcceptsRawBody();
         app.Map("/api/v1/hiveboxes/{id}/proxy/{port}", (string id, string port, HttpContext http, SandboxStore store, SandboxProxy proxy, ControllerSpools spools) =>
-            ForwardAsync(id, port, http, store, proxy, spools));
+            ForwardAsync(id, port, http, store, proxy, spools)).AcceptsRawBody();
     }
 
     private static async Task ForwardAsync(string id, string portText, HttpContext http, SandboxStore store, SandboxProxy proxy, ControllerSpools spools)
@@ -78,19 +75,12 @@ internal static class ProxyEndpoints
             request.Content = new StreamContent(counted, 64 * 1024);
         }
 
-        foreach (var (key, value) in http.Request.Headers)
+        if (request.Content is not null && http.Request.ContentLength is { } length)
         {
-            if (HopByHop.Contains(key))
-            {
-                continue;
-            }
-
-            if (!request.Headers.TryAddWithoutValidation(key, (IEnumerable<string?>)value))
-            {
-                request.Content?.Headers.TryAddWithoutValidation(key, (IEnumerable<string?>)value);
-            }
+            request.Content.Headers.ContentLength = length;
         }
 
+        IngressHeaders.CopyRequest(http.Request, request);
         request.Headers.Host = $"localhost:{port}";
         request.Headers.TryAddWithoutValidation("X-Forwarded-Prefix", prefix);
         request.Headers.TryAddWithoutValidation("X-Forwarded-Proto", http.Request.Scheme);
@@ -110,16 +100,7 @@ internal static class ProxyEndpoints
 
         using (response)
         {
-            http.Response.StatusCode = (int)response.StatusCode;
-            foreach (var (key, values) in response.Headers.Concat(response.Content.Headers))
-            {
-                if (!HopByHop.Contains(key))
-                {
-                    http.Response.Headers[key] = values.ToArray();
-                }
-            }
-
-            http.Response.Headers.Remove("Transfer-Encoding");
+            IngressHeaders.CopyResponse(response, http.Response);
             http.Response.Headers["X-Accel-Buffering"] = "no";
             await using var body = await response.Content.ReadAsStreamAsync(http.RequestAborted);
             var buffer = new byte[32 * 1024];

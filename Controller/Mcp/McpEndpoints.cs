@@ -11,7 +11,9 @@ namespace Hive.Controller.Mcp;
 /// <summary>
 /// <c>POST/GET/DELETE /api/v1/hiveboxes/:id/mcp</c>: the sandbox's MCP server (Streamable HTTP,
 /// served by hive-agent inside the sandbox with the official SDK), forwarded as is — sessions,
-/// SSE streams and all — behind the Controller's bearer key, which never reaches the sandbox.
+/// SSE streams and all — behind the Controller's bearer key, which never reaches the sandbox
+/// (one header policy with ingress: <see cref="Ingress.IngressHeaders"/>). Bodies must be JSON, as
+/// everywhere in the API.
 /// Every <c>tools/call</c> is on record before it is forwarded (<c>mcp.started</c>) and with its
 /// outcome after (<c>mcp.call</c>).
 /// </summary>
@@ -19,12 +21,6 @@ internal static partial class McpEndpoints
 {
     private const int MaxBody = 64 * 1024 * 1024;
     private const int MaxCapture = 4 * 1024 * 1024;
-    /// <summary>Never forwarded: the Controller's credentials and hop-by-hop headers. Everything else (Mcp-*, Accept, Last-Event-ID, …) is.</summary>
-    private static readonly HashSet<string> NotForwarded = new(StringComparer.OrdinalIgnoreCase)
-    {
-        "Authorization", "Cookie", "Host", "Connection", "Keep-Alive", "Transfer-Encoding", "TE", "Trailer", "Upgrade", "Proxy-Authorization", "Proxy-Connection", "Content-Length",
-    };
-
     public static void MapMcpEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapMethods("/api/v1/hiveboxes/{id}/mcp", ["POST", "GET", "DELETE"], async (string id, HttpContext http, SandboxStore store, AgentHttp agents, ControllerSpools spools, ILoggerFactory logs) =>
@@ -56,13 +52,7 @@ internal static partial class McpEndpoints
                 request.Content = new ByteArrayContent(body);
             }
 
-            foreach (var (header, value) in http.Request.Headers)
-            {
-                if (!NotForwarded.Contains(header) && !request.Headers.TryAddWithoutValidation(header, (IEnumerable<string?>)value))
-                {
-                    request.Content?.Headers.TryAddWithoutValidation(header, (IEnumerable<string?>)value);
-                }
-            }
+            Ingress.IngressHeaders.CopyRequest(http.Request, request);
 
             HttpResponseMessage response;
             try
@@ -77,14 +67,7 @@ internal static partial class McpEndpoints
 
             using (response)
             {
-                http.Response.StatusCode = (int)response.StatusCode;
-                foreach (var (header, values) in response.Headers.Concat(response.Content.Headers))
-                {
-                    if (!NotForwarded.Contains(header))
-                    {
-                        http.Response.Headers[header] = values.ToArray();
-                    }
-                }
+                Ingress.IngressHeaders.CopyResponse(response, http.Response);
 
                 http.Response.Headers["X-Accel-Buffering"] = "no";
                 var capture = calls.Count > 0 ? new MemoryStream() : null;

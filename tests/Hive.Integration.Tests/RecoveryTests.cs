@@ -178,7 +178,7 @@ public sealed class RecoveryTests
         while (DateTime.UtcNow < deadline)
         {
             await Task.Delay(500);
-            using var response = await hive.Http.PostAsync($"/api/v1/hiveboxes/{name}/exec", new StringContent("""{"command": "cat /root/data.txt"}"""));
+            using var response = await hive.Http.PostAsync($"/api/v1/hiveboxes/{name}/exec", new StringContent("""{"command": "cat /root/data.txt"}""", System.Text.Encoding.UTF8, "application/json"));
             if (response.IsSuccessStatusCode)
             {
                 var body = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;

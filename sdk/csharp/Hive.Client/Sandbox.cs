@@ -219,7 +219,9 @@ public sealed class Sandbox
 
     private async Task SendStdinAsync(string id, ReadOnlyMemory<byte> data, bool close, CancellationToken cancellationToken)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"{Path}/exec/{id}/stdin{(close ? "?close=true" : string.Empty)}") { Content = new ReadOnlyMemoryContent(data) };
+        var content = new ReadOnlyMemoryContent(data);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/octet-stream");
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"{Path}/exec/{id}/stdin{(close ? "?close=true" : string.Empty)}") { Content = content };
         using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
     }
 
