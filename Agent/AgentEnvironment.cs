@@ -6,18 +6,47 @@ namespace Hive.Agent;
 /// The environment commands see: the container's environment without the agent's own plumbing
 /// (its loader path and runtime knobs), plus per-call additions.
 /// </summary>
+/// <remarks>
+/// Sbxd passes the commands' environment (the image's, the network's and the sandbox's own) with
+/// every name prefixed by <see cref="CommandPrefix"/>, so none of it applies to the agent itself: an
+/// <c>LD_PRELOAD</c>, <c>DOTNET_STARTUP_HOOKS</c> or <c>ASPNETCORE_URLS</c> meant for commands must
+/// not change what PID 1 loads or where it listens. Then commands get exactly those variables, the
+/// prefix taken off, and nothing of the agent's own. An agent started without any (by hand, by
+/// tests) passes its own environment on, minus its plumbing.
+/// </remarks>
 internal sealed class AgentEnvironment
 {
+    /// <summary>Kept in step with Sbxd's SandboxRuntime.CommandEnvironmentPrefix.</summary>
+    public const string CommandPrefix = "HIVE_CMD_";
+
     private readonly SortedDictionary<string, string> _base = new(StringComparer.Ordinal);
 
     public AgentEnvironment()
     {
+        var forCommands = new SortedDictionary<string, string>(StringComparer.Ordinal);
         foreach (DictionaryEntry entry in Environment.GetEnvironmentVariables())
         {
             var key = (string)entry.Key;
-            if (!IsAgentOnly(key))
+            var value = (string?)entry.Value ?? string.Empty;
+            if (key.StartsWith(CommandPrefix, StringComparison.Ordinal))
             {
-                _base[key] = (string?)entry.Value ?? string.Empty;
+                if (key.Length > CommandPrefix.Length)
+                {
+                    forCommands[key[CommandPrefix.Length..]] = value;
+                }
+            }
+            else if (!IsAgentOnly(key))
+            {
+                _base[key] = value;
+            }
+        }
+
+        if (forCommands.Count > 0)
+        {
+            _base.Clear();
+            foreach (var (key, value) in forCommands)
+            {
+                _base[key] = value;
             }
         }
 

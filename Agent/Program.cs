@@ -2,15 +2,22 @@ using System.Diagnostics;
 using Hive.Agent;
 using Hive.Agent.Exec;
 using Hive.Agent.Files;
+using Hive.Agent.Init;
 using Hive.Agent.Processes;
 using Hive.Protos.V1;
 using Hive.Wire;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 // hive-agent: PID 1 of every sandbox container. Serves hive.v1.Agent to Sbxd, and the sandbox's
 // MCP server (Streamable HTTP at /mcp) on the same socket for the Controller.
 //   --listen-fd N      an inherited, already listening AF_UNIX socket (how Sbxd starts it)
 //   --listen-unix P    bind P itself (tests, running outside a container)
-//   --mcp-port N       also serve /mcp on TCP port N inside the sandbox (the default image: 8080)
+//   --mcp-port N       also serve /mcp on TCP port N of the sandbox's loopback (the default image: 8080)
+// First of all: out of reach of the sandbox's ptrace, /proc/1/* and signals (see Init/).
+Inspection.Deny();
+using var stopSignals = StopSignals.Ignore();
+
 GrpcListen? listen = null;
 int? mcpPort = null;
 for (var i = 0; i < args.Length; i++)
@@ -51,7 +58,12 @@ var environment = new AgentEnvironment();
 var exec = new ExecService(reaper, new PipePump(), environment);
 var files = new FileService();
 
-var app = GrpcServer.Create(listen, builder => Hive.Agent.Mcp.McpHost.Configure(builder, exec, mcpPort));
+var app = GrpcServer.Create(listen, builder =>
+{
+    InitHost.Configure(builder);
+    Hive.Agent.Mcp.McpHost.Configure(builder, exec, mcpPort);
+});
+stopSignals.Logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Hive.Agent.Init");
 app.MapUnary<ExecRequest, ExecResponse>("/hive.v1.Agent/Exec", exec.ExecAsync);
 app.MapServerStreaming<ReadFileRequest, FileChunk>("/hive.v1.Agent/ReadFile", files.ReadAsync);
 app.MapClientStreaming<WriteFileRequest, WriteFileResponse>("/hive.v1.Agent/WriteFile", files.WriteAsync);

@@ -22,4 +22,25 @@ public static class ProcFs
             return false;
         }
     }
+
+    /// <summary>True if <paramref name="pid"/> has capability number <paramref name="capability"/> in its effective set (capabilities(7)).</summary>
+    public static bool HasCapability(int pid, int capability)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+            {
+                if (line.StartsWith("CapEff:", StringComparison.Ordinal))
+                {
+                    var mask = ulong.Parse(line.AsSpan(7).Trim(), System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture);
+                    return (mask & (1UL << capability)) != 0;
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        return false;
+    }
 }

@@ -24,7 +24,11 @@ public static class GrpcServer
     public static WebApplication Create(GrpcListen listen, Action<WebApplicationBuilder>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(listen);
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        // The content root is the program's own directory, not the working directory: the default
+        // host reads appsettings.json from the content root and, to reload it, watches that whole
+        // tree (on Linux an inotify walk of every directory below). hive-agent runs with its working
+        // directory in the sandbox's root, which the sandbox owns and may fill with directories.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);

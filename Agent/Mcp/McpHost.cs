@@ -1,3 +1,4 @@
+using System.Net;
 using Hive.Agent.Exec;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -11,9 +12,15 @@ namespace Hive.Agent.Mcp;
 /// <summary>
 /// The MCP server (official SDK, Streamable HTTP) inside the agent: at <c>/mcp</c> on the agent's
 /// socket (the Controller forwards <c>/api/v1/hiveboxes/:id/mcp</c> there) and, in the default
-/// image, on a TCP port inside the sandbox — where only <c>/mcp</c> is served, never the agent's
-/// own RPCs.
+/// image, on a TCP port of the sandbox's loopback — where only <c>/mcp</c> is served, never the
+/// agent's own RPCs.
 /// </summary>
+/// <remarks>
+/// The TCP port has no authentication of its own (its tools act as the sandbox's root), so it must
+/// not be reachable from outside the sandbox: not from another sandbox, not from a user on the host
+/// through the veth. Loopback only; <c>sandbox.url</c> still reaches it because ingress tunnels
+/// through the agent's socket to 127.0.0.1 inside the sandbox (see <see cref="Tunnel"/>).
+/// </remarks>
 internal static class McpHost
 {
     /// <summary>
@@ -42,7 +49,29 @@ internal static class McpHost
             .WithRequestFilters(filters => filters.AddCallToolFilter(ArgumentValidator.Filter));
         if (port is { } tcp)
         {
-            builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenAnyIP(tcp, l => l.Protocols = HttpProtocols.Http1AndHttp2));
+            // Not ListenLocalhost: it warns at every start where ::1 does not exist (IPv6 is off in
+            // networked sandboxes). HTTP/1.1 only: without TLS Kestrel cannot offer HTTP/2 next to it.
+            builder.WebHost.ConfigureKestrel(kestrel =>
+            {
+                kestrel.Listen(IPAddress.Loopback, tcp, l => l.Protocols = HttpProtocols.Http1);
+                if (HasIPv6Loopback())
+                {
+                    kestrel.Listen(IPAddress.IPv6Loopback, tcp, l => l.Protocols = HttpProtocols.Http1);
+                }
+            });
+        }
+    }
+
+    /// <summary>True when the sandbox's loopback has ::1 (listed in /proc/net/if_inet6, see ipv6(7)).</summary>
+    private static bool HasIPv6Loopback()
+    {
+        try
+        {
+            return File.ReadLines("/proc/net/if_inet6").Any(l => l.StartsWith("00000000000000000000000000000001 ", StringComparison.Ordinal));
+        }
+        catch (IOException)
+        {
+            return false; // no IPv6 at all
         }
     }
 

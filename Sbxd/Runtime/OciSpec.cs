@@ -49,8 +49,10 @@ internal static class OciSpec
             {
                 ["terminal"] = false,
                 ["user"] = new JsonObject { ["uid"] = 0, ["gid"] = 0 },
-                // The default image's MCP server also listens on :8080 inside the sandbox (sandbox.url);
-                // another image's entrypoint owns that port.
+                // The default image's MCP server also listens on 127.0.0.1:8080 inside the sandbox
+                // (sandbox.url); another image's entrypoint owns that port. No oomScoreAdj: runc would
+                // write it with CAP_SYS_RESOURCE and so lower the floor every command inherits; Sbxd
+                // protects the agent after start instead (SandboxRuntime.ProtectAgentFromOomKiller).
                 ["args"] = spec.Image == "base"
                     ? new JsonArray("/.hive/agent/hive-agent", "--listen-fd", "3", "--mcp-port", "8080")
                     : new JsonArray("/.hive/agent/hive-agent", "--listen-fd", "3"),

@@ -31,7 +31,11 @@ internal sealed class SandboxLayout
 
     public string AgentSocket => Path.Combine(StateDir, "agent.sock");
 
+    /// <summary>The agent's output, size-capped by Sbxd (rotated to agent.log.1).</summary>
     public string AgentLog => Path.Combine(StateDir, "agent.log");
+
+    /// <summary>The FIFO that is the agent's stdout and stderr; Sbxd drains it into <see cref="AgentLog"/>.</summary>
+    public string AgentFifo => Path.Combine(StateDir, "agent.fifo");
 
     public string CommandsFile => Path.Combine(StateDir, "commands");
 

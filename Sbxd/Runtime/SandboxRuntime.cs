@@ -13,6 +13,18 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
 {
     private const string Runc = "runc";
 
+    /// <summary>
+    /// The commands' environment reaches the container under this prefix, which the agent strips off
+    /// again (kept in step with Agent/AgentEnvironment.CommandPrefix): the agent's own environment is
+    /// exactly its bundle's agent.env, so nothing an image or a sandbox spec sets (LD_PRELOAD,
+    /// LD_LIBRARY_PATH, DOTNET_STARTUP_HOOKS, ASPNETCORE_URLS, OPENSSL_CONF, …) applies to PID 1.
+    /// </summary>
+    public const string CommandEnvironmentPrefix = "HIVE_CMD_";
+
+    private const int CapSysResource = 24;
+
+    private AgentOutput? _agentOutput;
+
     public Cgroups Cgroups { get; } = new(layout);
 
     /// <summary>PID (host namespace) of the container's init, or 0.</summary>
@@ -93,10 +105,13 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
 
     private async Task EnsureContainerAsync(CancellationToken cancellationToken)
     {
+        // Before anything else: an adopted agent may have been writing into the pipe while no Sbxd read it.
+        _agentOutput ??= AgentOutput.Open(layout, logger);
         var state = await StateAsync(cancellationToken);
         if (state is { Status: "running", Pid: > 0 })
         {
             ContainerPid = state.Value.Pid;
+            ProtectAgentFromOomKiller();
             LogAdopted(logger, "container", layout.ContainerId);
             return;
         }
@@ -134,7 +149,12 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
         listener.Listen(128);
         File.Move(bindPath, layout.AgentSocket, overwrite: true);
         var fd = (int)listener.Handle;
+
+        // stdout and stderr: a fresh write end of the agent's FIFO (see AgentOutput), never a host file.
+        using var output = _agentOutput.OpenWriter();
+        var outFd = (int)output.DangerousGetHandle();
         Libc.SetCloseOnExec(fd, false);
+        Libc.SetCloseOnExec(outFd, false);
         var pidFile = Path.Combine(layout.StateDir, "container.pid");
         File.Delete(pidFile);
         try
@@ -142,25 +162,70 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
             // bash, not sh: dash only understands single-digit descriptors in redirections.
             var run = await Command.RunAsync(
                 "/bin/bash",
-                ["-c", $"exec runc run --detach --preserve-fds 1 --pid-file \"$1\" --bundle \"$2\" \"$3\" 3<&{fd} {fd}<&- </dev/null >>\"$4\" 2>&1", "bash", pidFile, layout.Bundle, layout.ContainerId, layout.AgentLog],
+                ["-c", $"exec runc run --detach --preserve-fds 1 --pid-file \"$1\" --bundle \"$2\" \"$3\" 3<&{fd} {fd}<&- </dev/null >&{outFd} 2>&1 {outFd}>&-", "bash", pidFile, layout.Bundle, layout.ContainerId],
                 cancellationToken,
                 TimeSpan.FromSeconds(60));
             if (!run.Ok)
             {
-                throw new InvalidOperationException($"runc run failed (exit {run.ExitCode}): {LogTail.Of(layout.AgentLog)}");
+                throw new InvalidOperationException($"runc run failed (exit {run.ExitCode}): {AgentLogTail()}");
             }
         }
         finally
         {
             Libc.SetCloseOnExec(fd, true);
+            Libc.SetCloseOnExec(outFd, true);
         }
 
         ContainerPid = int.Parse((await File.ReadAllTextAsync(pidFile, cancellationToken)).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        ProtectAgentFromOomKiller();
         LogCreated(logger, "container", layout.ContainerId);
     }
 
-    /// <summary>Image env, then the agent bundle's agent.env, then HIVE_SANDBOX, then the sandbox's own env.</summary>
+    /// <summary>
+    /// The OOM killer must take the sandbox's commands (they raise themselves to 1000), never its init:
+    /// the container would die with it. Lowering a score takes CAP_SYS_RESOURCE, which Sbxd has on an
+    /// ordinary host (not on every VM: there the agent keeps 0 and only the commands' 1000 protects
+    /// it). Written through the legacy <c>oom_adj</c> (-17 is -1000): a privileged write to
+    /// <c>oom_score_adj</c> also lowers the floor (<c>oom_score_adj_min</c>) that every child inherits,
+    /// and any command could then make itself unkillable as well (proc(5)).
+    /// </summary>
+    private void ProtectAgentFromOomKiller()
+    {
+        if (!ProcFs.HasCapability(Environment.ProcessId, CapSysResource))
+        {
+            LogOomProtectionUnavailable(logger, layout.Name);
+            return;
+        }
+
+        try
+        {
+            File.WriteAllText($"/proc/{ContainerPid}/oom_adj", "-17");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            LogOomProtectionFailed(logger, layout.Name, ContainerPid, ex.Message);
+        }
+    }
+
+    /// <summary>
+    /// The agent's own environment — its bundle's agent.env and nothing else — followed by the
+    /// commands' environment under <see cref="CommandEnvironmentPrefix"/>.
+    /// </summary>
     private List<string> ContainerEnvironment()
+    {
+        var env = new List<string>();
+        var agentEnv = Path.Combine(layout.Spec.AgentBundle, "agent.env");
+        if (File.Exists(agentEnv))
+        {
+            env.AddRange(File.ReadAllLines(agentEnv).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#') && l.Contains('=', StringComparison.Ordinal)));
+        }
+
+        env.AddRange(CommandEnvironment().Select(e => CommandEnvironmentPrefix + e));
+        return env;
+    }
+
+    /// <summary>Image env, then HIVE_SANDBOX, then the network's, then the sandbox's own env; the last value of a name wins.</summary>
+    private List<string> CommandEnvironment()
     {
         var env = new List<string>();
         var imageJson = Path.Combine(Path.GetDirectoryName(layout.Spec.ImageRootfs) ?? "/", "image.json");
@@ -176,12 +241,6 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
         if (env.Count == 0)
         {
             env.Add("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-        }
-
-        var agentEnv = Path.Combine(layout.Spec.AgentBundle, "agent.env");
-        if (File.Exists(agentEnv))
-        {
-            env.AddRange(File.ReadAllLines(agentEnv).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#') && l.Contains('=', StringComparison.Ordinal)));
         }
 
         env.Add("HIVE_SANDBOX=" + layout.Name);
@@ -220,6 +279,8 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
         }
 
         Workspaces.TearDown();
+        _agentOutput?.Dispose();
+        _agentOutput = null;
         try
         {
             await Cgroups.RemoveAsync(cancellationToken);
@@ -293,7 +354,11 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
     }
 
     /// <summary>The last lines the agent (and runc) wrote, for error messages.</summary>
-    public string AgentLogTail() => LogTail.Of(layout.AgentLog);
+    public string AgentLogTail()
+    {
+        _agentOutput?.WaitDrained(TimeSpan.FromSeconds(1));
+        return LogTail.Of(layout.AgentLog);
+    }
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Adopted existing {What} {Name}")]
     private static partial void LogAdopted(ILogger logger, string what, string name);
@@ -303,4 +368,10 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Sandbox {Name} torn down")]
     private static partial void LogTornDown(ILogger logger, string name);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Sandbox {Name}: the OOM killer could not be told to spare the agent (pid {Pid}): {Reason}")]
+    private static partial void LogOomProtectionFailed(ILogger logger, string name, int pid, string reason);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Sandbox {Name}: Sbxd lacks CAP_SYS_RESOURCE, so the agent keeps OOM score 0 (its commands run at 1000)")]
+    private static partial void LogOomProtectionUnavailable(ILogger logger, string name);
 }

@@ -7,7 +7,7 @@ namespace Hive.Sbxd.Runtime;
 /// reach — new namespaces (a user namespace would hand it a full capability set), the kernel
 /// keyring, BPF, perf, module and kexec loading, mounts, clock and swap control.
 /// </summary>
-internal static class SeccompProfile
+internal static partial class SeccompProfile
 {
     private const int EPERM = 1;
     private const int ENOSYS = 38;
@@ -39,6 +39,7 @@ internal static class SeccompProfile
             // clone3 passes its flags in memory a filter cannot read: answer "not implemented" so libc falls back to clone.
             new JsonObject { ["names"] = new JsonArray("clone3"), ["action"] = "SCMP_ACT_ERRNO", ["errnoRet"] = ENOSYS },
         };
+        AddSignalRules(syscalls);
         foreach (var flag in NamespaceFlags)
         {
             syscalls.Add(new JsonObject

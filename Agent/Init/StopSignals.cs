@@ -1,0 +1,61 @@
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+
+namespace Hive.Agent.Init;
+
+/// <summary>
+/// The sandbox must not be able to stop or restart its init at will: the .NET runtime (and the host's
+/// console lifetime) end the process on SIGTERM, SIGINT and SIGQUIT, so root inside could restart the
+/// container — and with it every sidecar reopening its resources — with a plain <c>kill</c>. The agent
+/// ignores them; Sbxd stops the container from outside with SIGKILL, which the kernel always delivers
+/// from an ancestor pid namespace.
+/// </summary>
+/// <remarks>
+/// Signals the agent has no handler for are dropped by the kernel when they come from inside the
+/// container (pid_namespaces(7): the namespace's init only receives signals it has a handler for,
+/// SIGKILL and SIGSTOP included). The runtime's own fault handlers (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+/// SIGTRAP, SIGABRT) cannot be given up; the sandbox's seccomp filter refuses to send those to any
+/// process instead (see Sbxd's SeccompProfile).
+/// </remarks>
+internal sealed partial class StopSignals : IDisposable
+{
+    private static readonly PosixSignal[] Ignored = [PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGQUIT, PosixSignal.SIGHUP];
+
+    private readonly List<PosixSignalRegistration> _registrations = [];
+    private readonly int[] _logged = new int[Ignored.Length];
+
+    private StopSignals()
+    {
+        foreach (var signal in Ignored)
+        {
+            _registrations.Add(PosixSignalRegistration.Create(signal, OnSignal));
+        }
+    }
+
+    /// <summary>Where ignored signals are reported (the first of each kind only: the sandbox could send them in a loop).</summary>
+    public ILogger? Logger { get; set; }
+
+    /// <summary>Installs the handlers; as early as possible, before the host registers its own.</summary>
+    public static StopSignals Ignore() => new();
+
+    public void Dispose()
+    {
+        foreach (var registration in _registrations)
+        {
+            registration.Dispose();
+        }
+    }
+
+    private void OnSignal(PosixSignalContext context)
+    {
+        context.Cancel = true;
+        var kind = Array.IndexOf(Ignored, context.Signal);
+        if (Logger is { } logger && kind >= 0 && Interlocked.Exchange(ref _logged[kind], 1) == 0)
+        {
+            LogIgnored(logger, context.Signal);
+        }
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Ignored {Signal}: the sandbox cannot stop its init (more of it are ignored silently)")]
+    private static partial void LogIgnored(ILogger logger, PosixSignal signal);
+}
