@@ -4,18 +4,20 @@ using Microsoft.Extensions.Logging;
 namespace Hive.Agent.Init;
 
 /// <summary>
-/// The sandbox must not be able to stop or restart its init at will: the .NET runtime (and the host's
-/// console lifetime) end the process on SIGTERM, SIGINT and SIGQUIT, so root inside could restart the
-/// container — and with it every sidecar reopening its resources — with a plain <c>kill</c>. The agent
-/// ignores them; Sbxd stops the container from outside with SIGKILL, which the kernel always delivers
-/// from an ancestor pid namespace.
+/// The sandbox must not be able to stop or restart its init at will: the web host's console lifetime
+/// turns SIGTERM, SIGINT and SIGQUIT into a shutdown, so root inside could restart the container —
+/// and every sidecar reopening its resources with it — with a plain <c>kill</c>. The agent's host has
+/// no console lifetime (<see cref="InitHost"/>), and these handlers cancel the runtime's own default
+/// (restore the default action, raise the signal again) and report the first of each kind. Sbxd
+/// stops the container from outside with SIGKILL, which the kernel always delivers from an ancestor
+/// pid namespace.
 /// </summary>
 /// <remarks>
-/// Signals the agent has no handler for are dropped by the kernel when they come from inside the
-/// container (pid_namespaces(7): the namespace's init only receives signals it has a handler for,
-/// SIGKILL and SIGSTOP included). The runtime's own fault handlers (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
-/// SIGTRAP, SIGABRT) cannot be given up; the sandbox's seccomp filter refuses to send those to any
-/// process instead (see Sbxd's SeccompProfile).
+/// Inside the container the kernel drops every signal sent to the namespace's init that has no
+/// handler (pid_namespaces(7); SIGKILL and SIGSTOP included), so re-raising would be harmless there;
+/// cancelling keeps an agent started anywhere else (tests, by hand) alive too. The runtime's fault
+/// handlers (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT) cannot be given up; the sandbox's
+/// seccomp filter refuses to send those to any process instead (see Sbxd's SeccompProfile.Signals).
 /// </remarks>
 internal sealed partial class StopSignals : IDisposable
 {

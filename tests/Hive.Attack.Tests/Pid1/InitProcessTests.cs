@@ -147,7 +147,7 @@ public sealed class InitProcessTests : InitFixture
     [TestCase("USR2")]
     [TestCase("ALRM")]
     [TestCase("PIPE")]
-    [Defence("the agent ignores termination signals; the kernel drops unhandled ones sent to a namespace's init")]
+    [Defence("the agent's host has no console lifetime and cancels termination signals; the kernel drops unhandled ones sent to a namespace's init")]
     public async Task A_signal_to_one_of_the_agents_threads_does_not_stop_it(string signal)
     {
         // kill(2) with a thread id signals the whole process: no filter on the target can catch it.
