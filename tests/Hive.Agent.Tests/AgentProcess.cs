@@ -20,7 +20,7 @@ internal sealed class AgentProcess : IAsyncDisposable
 
     public int Pid => _process.Id;
 
-    public static async Task<AgentProcess> StartAsync()
+    public static async Task<AgentProcess> StartAsync(IReadOnlyDictionary<string, string>? environment = null)
     {
         var dir = Directory.CreateTempSubdirectory("hive-agent-test-").FullName;
         var socket = Path.Combine(dir, "agent.sock");
@@ -28,6 +28,11 @@ internal sealed class AgentProcess : IAsyncDisposable
         var start = new ProcessStartInfo(agent, ["--listen-unix", socket]) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
         start.Environment["HIVE_AGENT_SECRET"] = "must-not-leak";
         start.Environment["DOTNET_gcServer"] = "0";
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[key] = value;
+        }
+
         var process = Process.Start(start)!;
         process.BeginErrorReadLine();
         process.BeginOutputReadLine();
