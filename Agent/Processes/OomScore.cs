@@ -3,8 +3,9 @@ namespace Hive.Agent.Processes;
 /// <summary>
 /// When a sandbox runs out of memory the OOM killer must pick the agent's commands, not the agent
 /// (PID 1: the sandbox would die with it). Lowering the agent's own score needs CAP_SYS_RESOURCE,
-/// which hosts like ours do not grant even to root, so instead every command is raised to
-/// <see cref="ChildScore"/> — raising never needs a privilege.
+/// which no sandbox has and some hosts do not grant even to root (Sbxd lowers it from outside where
+/// it can), so every command is raised to <see cref="ChildScore"/> as well — raising never needs a
+/// privilege.
 /// </summary>
 internal static class OomScore
 {
