@@ -52,8 +52,9 @@ public static unsafe partial class Libc
 
     private const short POLLIN = 1;
 
+    /// <summary>struct pollfd (poll(2)); layout checked against the C header by Hive.Interop.Tests.</summary>
     [StructLayout(LayoutKind.Sequential)]
-    private struct PollFd
+    public struct PollFd
     {
         public int Fd;
         public short Events;
