@@ -33,6 +33,7 @@ internal sealed partial class AgentOutput : IDisposable
     private readonly ILogger _logger;
     private readonly Thread _thread;
     private volatile bool _stopping;
+    private volatile bool _failed;
     private int _inFlight;
 
     private AgentOutput(SandboxLayout layout, SafeFileHandle pipe, ILogger logger)
@@ -70,7 +71,13 @@ internal sealed partial class AgentOutput : IDisposable
         return new AgentOutput(layout, pipe, logger);
     }
 
-    /// <summary>A write end for the next container start: runc passes it on as the agent's stdout and stderr.</summary>
+    /// <summary>True once the pump has given up (it logged why); a new <see cref="Open"/> starts over.</summary>
+    public bool Failed => _failed;
+
+    /// <summary>
+    /// A write end for the next container start: runc passes it on as the agent's stdout and stderr.
+    /// (Opening a FIFO for writing waits for a reader; while not <see cref="Failed"/>, this one is.)
+    /// </summary>
     public SafeFileHandle OpenWriter() => Libc.OpenFifo(_layout.AgentFifo, Libc.O_WRONLY);
 
     /// <summary>
@@ -84,14 +91,21 @@ internal sealed partial class AgentOutput : IDisposable
     public void WaitDrained(TimeSpan timeout)
     {
         var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
-        while (Environment.TickCount64 < deadline)
+        try
         {
-            if (Libc.BytesAvailable(_pipe) == 0 && Volatile.Read(ref _inFlight) == 0)
+            while (Environment.TickCount64 < deadline && !_failed)
             {
-                return;
-            }
+                if (Libc.BytesAvailable(_pipe) == 0 && Volatile.Read(ref _inFlight) == 0)
+                {
+                    return;
+                }
 
-            Thread.Sleep(10);
+                Thread.Sleep(10);
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            // The pump failed meanwhile: nothing will be drained any more.
         }
     }
 
@@ -102,8 +116,9 @@ internal sealed partial class AgentOutput : IDisposable
         {
             _stream.Write("\n"u8); // wakes the pump
         }
-        catch (IOException)
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
         {
+            // The pump failed and closed the pipe already.
         }
 
         _thread.Join(TimeSpan.FromSeconds(5));
@@ -139,10 +154,13 @@ internal sealed partial class AgentOutput : IDisposable
         catch (Exception ex)
         {
             // The pipe itself failed (it never does short of Sbxd closing it): nothing more to drain.
-            // A thread's last chance: whatever it was, it must not take Sbxd down with it.
+            // A thread's last chance: whatever it was, it must not take Sbxd down with it. Without a
+            // reader the agent's writes fail with EPIPE instead of filling the pipe and waiting.
             if (!_stopping)
             {
                 LogPumpFailed(_logger, _layout.Name, ex.Message);
+                _failed = true;
+                _stream.Dispose();
             }
         }
         finally

@@ -106,6 +106,12 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
     private async Task EnsureContainerAsync(CancellationToken cancellationToken)
     {
         // Before anything else: an adopted agent may have been writing into the pipe while no Sbxd read it.
+        if (_agentOutput is { Failed: true })
+        {
+            _agentOutput.Dispose();
+            _agentOutput = null;
+        }
+
         _agentOutput ??= AgentOutput.Open(layout, logger);
         var state = await StateAsync(cancellationToken);
         if (state is { Status: "running", Pid: > 0 })
