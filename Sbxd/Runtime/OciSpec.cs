@@ -69,7 +69,10 @@ internal static class OciSpec
             ["root"] = new JsonObject { ["path"] = layout.Rootfs, ["readonly"] = false },
             ["hostname"] = layout.Name,
             ["mounts"] = new JsonArray(
-                Mount("/proc", "proc", "proc", []),
+                // hidepid=ptraceable: a process the caller may not ptrace is not listed at all. The agent
+                // (PID 1) is not dumpable, so /proc/1 does not exist for the sandbox — nothing there to
+                // read, and no oom_score_adj to raise so that the OOM killer would take the agent.
+                Mount("/proc", "proc", "proc", ["hidepid=ptraceable"]),
                 Mount("/dev", "tmpfs", "tmpfs", ["nosuid", "strictatime", "mode=755", "size=65536k"]),
                 Mount("/dev/pts", "devpts", "devpts", ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
                 Mount("/dev/shm", "tmpfs", "shm", ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),

@@ -25,7 +25,7 @@ public sealed partial class HostFactsTests
     }
 
     [TestCase("/proc/self/mountinfo")]
-    [TestCase("/proc/1/mountinfo")]
+    [TestCase("/proc/thread-self/mountinfo")]
     [TestCase("/proc/self/mounts")]
     [Defence("bind sources on a per-sandbox tmpfs, the agent bundle as an overlay of its own, overlay layers given by descriptor")]
     public async Task Mount_table_names_no_host_path(string file)

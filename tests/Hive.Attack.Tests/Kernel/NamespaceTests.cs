@@ -54,8 +54,10 @@ public sealed class NamespaceTests
     [Defence("seccomp: setns is refused (and no CAP_SYS_ADMIN)")]
     public async Task Setns_into_namespaces_of_pid_1_is_refused(string ns)
     {
-        // PID 1's user namespace is the host's initial one: joining it would be the way out.
-        var outcome = await KernelSandboxes.PythonAsync(KernelSandboxes.Plain, $"fd = os.open('/proc/1/ns/{ns}', os.O_RDONLY)\nprint(sc(308, fd, 0))");
+        // PID 1's user namespace is the host's initial one: joining it would be the way out. PID 1's own
+        // /proc/1/ns files are closed to the sandbox (the agent is not dumpable, see Pid1/), so the attempt
+        // goes through the caller's own namespace files, which name the same namespaces.
+        var outcome = await KernelSandboxes.PythonAsync(KernelSandboxes.Plain, $"fd = os.open('/proc/self/ns/{ns}', os.O_RDONLY)\nprint(sc(308, fd, 0))");
         Assert.That(outcome, Is.EqualTo("EPERM"));
     }
 }
