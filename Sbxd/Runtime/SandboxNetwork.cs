@@ -157,7 +157,15 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
     private void WriteLease(string file, int index, uint network)
     {
         var lease = Make(index, network);
-        var json = new JsonObject { ["name"] = layout.Name, ["group"] = layout.Spec.Network == NetworkMode.Shared ? layout.Spec.NetworkGroup : string.Empty, ["ip"] = lease.SandboxIp.ToString() };
+        var shared = layout.Spec.Network == NetworkMode.Shared;
+        var expose = new JsonArray();
+        foreach (var port in shared ? layout.Spec.Expose : [])
+        {
+            expose.Add((int)port);
+        }
+
+        // Peers' proxies read "group" and "expose" from here: a member is reached only on these ports.
+        var json = new JsonObject { ["name"] = layout.Name, ["group"] = shared ? layout.Spec.NetworkGroup : string.Empty, ["ip"] = lease.SandboxIp.ToString(), ["expose"] = expose };
         File.WriteAllText(file + ".tmp", json.ToJsonString());
         File.Move(file + ".tmp", file, overwrite: true);
     }
@@ -381,6 +389,8 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
             ["resolve"] = resolve,
             ["upstream_ca_file"] = layout.Spec.UpstreamCaFile,
             ["synthetic_pool"] = layout.Spec.SyntheticPool.Length > 0 ? layout.Spec.SyntheticPool : DefaultSyntheticPool,
+            ["net_pool"] = Pool,
+            ["allow_cidrs"] = new JsonArray([.. layout.Spec.EgressAllowCidrs.Select(c => (JsonNode?)JsonValue.Create(c))]),
             ["names_file"] = Path.Combine(NetDir, "names"),
             ["group"] = layout.Spec.Network == NetworkMode.Shared ? layout.Spec.NetworkGroup : string.Empty,
             ["leases_dir"] = LeasesDir,
