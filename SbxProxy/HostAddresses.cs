@@ -39,7 +39,7 @@ internal sealed class HostAddresses(TimeProvider time)
         {
             return NetworkInterface.GetAllNetworkInterfaces()
                 .SelectMany(i => i.GetIPProperties().UnicastAddresses)
-                .Select(u => u.Address.ScopeId == 0 ? u.Address : new IPAddress(u.Address.GetAddressBytes()))
+                .Select(u => u.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && u.Address.ScopeId != 0 ? new IPAddress(u.Address.GetAddressBytes()) : u.Address)
                 .ToHashSet();
         }
         catch (NetworkInformationException)

@@ -147,7 +147,7 @@ internal static class ControllerOptionsParser
             {
                 var kv = entry.Split('=', 2);
                 if (kv.Length == 2 && Hive.Policy.Net.EgressPolicy.IsValidHostName(kv[0].ToLowerInvariant()) && System.Net.IPAddress.TryParse(kv[1], out var address)
-                    && address.AddressFamily is System.Net.Sockets.AddressFamily.InterNetwork or System.Net.Sockets.AddressFamily.InterNetworkV6 && address.ScopeId == 0)
+                    && (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork || (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && address.ScopeId == 0)))
                 {
                     map[kv[0].ToLowerInvariant()] = address.ToString();
                 }
