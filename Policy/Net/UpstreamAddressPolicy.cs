@@ -114,24 +114,24 @@ public sealed class UpstreamAddressPolicy
     {
         var embedded = Embedded(address);
         var subject = embedded ?? address;
-        var form = embedded is null ? string.Empty : $" ({address} embeds {embedded})";
+        var named = embedded is null ? address.ToString() : $"{embedded} (embedded in {address})";
 
         foreach (var (network, what) in _pools)
         {
             if (In(network, subject))
             {
-                return $"{subject} is in {what} ({network}){form}: other sandboxes are reached only as <name>.hive on ports they expose";
+                return $"{named} is in {what} ({network}): other sandboxes are reached only as <name>.hive on ports they expose";
             }
         }
 
         if (Metadata.Contains(address) || Metadata.Contains(subject))
         {
-            return Exactly(address, subject) ? null : $"{subject} is a cloud metadata service address{form}";
+            return Exactly(address, subject) ? null : $"{named} is a cloud metadata service address";
         }
 
         if (IPAddress.IsLoopback(subject) || _isHostAddress(subject))
         {
-            return Exactly(address, subject) ? null : $"{subject} is an address of the host itself{form}";
+            return Exactly(address, subject) ? null : $"{named} is an address of the host itself";
         }
 
         var category = Category(subject);
@@ -140,7 +140,7 @@ public sealed class UpstreamAddressPolicy
             return null;
         }
 
-        return _allowed.Any(n => In(n, address) || In(n, subject)) ? null : $"{subject} is {category}{form}";
+        return _allowed.Any(n => In(n, address) || In(n, subject)) ? null : $"{named} is {category}";
     }
 
     /// <summary>Allowed by an entry that names exactly this address.</summary>

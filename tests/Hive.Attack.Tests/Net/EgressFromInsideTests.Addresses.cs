@@ -19,9 +19,9 @@ public sealed partial class EgressFromInsideTests
         ["ula", "fd12:3456:789a::1", "fd12:3456:789a::1 is a unique local address"],
         ["metadata-v6", "fd00:ec2::254", "fd00:ec2::254 is a cloud metadata service address"],
         ["linklocal-v6", "fe80::1", "fe80::1 is a link-local address"],
-        ["mapped", "::ffff:10.0.0.1", "10.0.0.1 is a private address (::ffff:10.0.0.1 embeds 10.0.0.1)"],
-        ["nat64", "64:ff9b::a9fe:a9fe", "169.254.169.254 is a cloud metadata service address (64:ff9b::a9fe:a9fe embeds"],
-        ["sixtofour", "2002:a9fe:a9fe::1", "169.254.169.254 is a cloud metadata service address (2002:a9fe:a9fe::1 embeds"],
+        ["mapped", "::ffff:10.0.0.1", "10.0.0.1 (embedded in ::ffff:10.0.0.1) is a private address (RFC 1918)"],
+        ["nat64", "64:ff9b::a9fe:a9fe", "169.254.169.254 (embedded in 64:ff9b::a9fe:a9fe) is a cloud metadata service address"],
+        ["sixtofour", "2002:a9fe:a9fe::1", "169.254.169.254 (embedded in 2002:a9fe:a9fe::1) is a cloud metadata service address"],
         ["synthetic", NetPools.SyntheticAddress(5000).ToString(), "is in Hive's synthetic address pool"],
     ];
 
