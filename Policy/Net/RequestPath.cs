@@ -19,12 +19,12 @@ public sealed class RequestPath
 
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
+    private string? _lower;
+
     private RequestPath(string decoded, string? withoutParameters)
     {
         Decoded = decoded;
         WithoutParameters = withoutParameters;
-        Lower = decoded.ToLowerInvariant();
-        LowerWithoutParameters = withoutParameters?.ToLowerInvariant();
     }
 
     /// <summary>Every percent-escape decoded (UTF-8).</summary>
@@ -33,9 +33,10 @@ public sealed class RequestPath
     /// <summary>The path with each segment's <c>;parameters</c> removed; null when it has none.</summary>
     public string? WithoutParameters { get; }
 
-    public string Lower { get; }
+    /// <summary>Lower-cased for deny rules (computed when a deny rule with paths first asks).</summary>
+    public string Lower => _lower ??= Decoded.ToLowerInvariant();
 
-    public string? LowerWithoutParameters { get; }
+    public string? LowerWithoutParameters => WithoutParameters?.ToLowerInvariant();
 
     /// <summary>Parses a request target's path (no query); null with a reason when it can be read more than one way.</summary>
     public static RequestPath? Parse(string rawPath, out string? problem)
