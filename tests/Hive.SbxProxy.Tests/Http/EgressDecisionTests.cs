@@ -46,7 +46,7 @@ public sealed class EgressDecisionTests
     }
 
     [TestCase("inner.test", "10.0.0.1 is a private address")]
-    [TestCase("mapped.test", "192.168.1.1 is a private address")]
+    [TestCase("mapped.test", "192.168.1.1 (embedded in ::ffff:192.168.1.1) is a private address")]
     [TestCase("meta.test", "cloud metadata")]
     [TestCase("peer.test", "Hive's sandbox network")]
     public async Task Inward_upstream_addresses_are_refused_before_connecting(string host, string reason)
