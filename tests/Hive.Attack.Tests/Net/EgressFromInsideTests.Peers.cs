@@ -19,4 +19,16 @@ public sealed partial class EgressFromInsideTests
         var events = await _controller.WaitForEventsAsync(_attacker, e => e.Any(x => Text(x, "host") == _victim + ".hive" && Text(x, "decision") == "allow"), kind: "net.connect");
         Assert.That(events.Any(x => Text(x, "rule") == $"network shared: group {Group}, exposed port 8000" && Text(x, "ip") == _victimIp));
     }
+
+    [TestCase(8001)]
+    [TestCase(8080)]
+    [Category(From.Outside)]
+    [Defence("host firewall: toward a sandbox's address only replies and its exposed ports (any host user)")]
+    public async Task An_unprivileged_host_user_reaches_a_sandbox_only_on_exposed_ports(int port)
+    {
+        var (code, output, error) = await Host.RunAsync("runuser", "-u", "nobody", "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10", $"http://{_victimIp}:{port}/");
+        Assert.That((code, output), Is.EqualTo((7, "000")), "connection refused by the host's firewall: " + error);
+        var (exposedCode, exposed, _) = await Host.RunAsync("runuser", "-u", "nobody", "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10", $"http://{_victimIp}:8000/");
+        Assert.That((exposedCode, exposed), Is.EqualTo((0, "200")), "the exposed port is reachable");
+    }
 }
