@@ -243,7 +243,7 @@ public sealed class NetworkTests
                 """);
             Assert.That(output, Does.Contain("raw hello from raw ABC"));
             Assert.That(output, Does.Contain("unlisted refused").Or.Contain("unlisted b'closed'"));
-            var events = await _controller.WaitForEventsAsync(name, e => e.Any(x => x.GetProperty("kind").GetString() == "net.tcp") && e.Any(x => x.GetProperty("kind").GetString() == "net.connect"), kind: "net");
+            var events = await _controller.WaitForEventsAsync(name, e => e.Any(x => x.GetProperty("kind").GetString() == "net.tcp") && e.Any(x => x.GetProperty("kind").GetString() == "net.connect" && x.GetProperty("decision").GetString() == "deny"), kind: "net");
             var tcp = events.First(e => e.GetProperty("kind").GetString() == "net.tcp");
             Assert.That((tcp.GetProperty("host").GetString(), tcp.GetProperty("bytes_out").GetInt64(), tcp.GetProperty("bytes_in").GetInt64()), Is.EqualTo(("raw.test", 3L, 18L)));
             Assert.That(events.Any(e => e.GetProperty("kind").GetString() == "net.connect" && e.GetProperty("decision").GetString() == "deny" && e.GetProperty("host").GetString() == "api.test"
