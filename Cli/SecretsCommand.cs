@@ -11,13 +11,25 @@ internal static class SecretsCommand
         var command = new Command("secrets", "Manage secrets for egress inject rules (${secret:NAME}); values never come back out");
 
         var setName = new Argument<string>("name") { Description = "Secret name (letters, digits, '.', '_', '-')" };
-        var set = new Command("set", "Store a secret; the value is read from stdin (one line, or everything piped)") { setName };
+        var hosts = new Option<string[]>("--host") { Description = "A host (or glob like *.openai.com) the secret may be sent to; repeatable, at least one", AllowMultipleArgumentsPerToken = false, Required = true };
+        var allowHttp = new Option<bool>("--allow-http") { Description = "Also inject it into plain-HTTP requests (default: TLS only)" };
+        var keepValue = new Option<bool>("--keep-value") { Description = "Change only the hosts of an existing secret (nothing is read from stdin)" };
+        var set = new Command("set", "Store a secret bound to the hosts it may be sent to; the value is read from stdin (one line, or everything piped)") { setName, hosts, allowHttp, keepValue };
         set.SetAction(async (parse, ct) =>
         {
             using var api = client(parse);
-            var value = (await Console.In.ReadToEndAsync(ct)).TrimEnd('\r', '\n');
-            var stored = await api.PutAsync($"api/v1/secrets/{Uri.EscapeDataString(parse.GetValue(setName)!)}", new JsonObject { ["value"] = value }, ct);
-            Console.WriteLine($"{stored["name"]}\tstored {stored["updated_at"]}");
+            var body = new JsonObject
+            {
+                ["hosts"] = new JsonArray([.. parse.GetValue(hosts)!.Select(h => (JsonNode?)JsonValue.Create(h))]),
+                ["allow_http"] = parse.GetValue(allowHttp),
+            };
+            if (!parse.GetValue(keepValue))
+            {
+                body["value"] = (await Console.In.ReadToEndAsync(ct)).TrimEnd('\r', '\n');
+            }
+
+            var stored = await api.PutAsync($"api/v1/secrets/{Uri.EscapeDataString(parse.GetValue(setName)!)}", body, ct);
+            Console.WriteLine($"{stored["name"]}\tstored {stored["updated_at"]}\t{Describe(stored)}");
             return 0;
         });
 
@@ -34,7 +46,7 @@ internal static class SecretsCommand
 
             foreach (var secret in result["secrets"]?.AsArray() ?? [])
             {
-                Console.WriteLine($"{secret!["name"]}\t{secret["updated_at"]}");
+                Console.WriteLine($"{secret!["name"]}\t{secret["updated_at"]}\t{Describe(secret)}");
             }
 
             return 0;
@@ -55,4 +67,10 @@ internal static class SecretsCommand
         command.Subcommands.Add(remove);
         return command;
     }
+
+    /// <summary>Where a secret may go: "hosts a, b (TLS only)", or why it is never injected.</summary>
+    private static string Describe(JsonNode secret) =>
+        secret["error"] is { } error
+            ? "NOT INJECTED: " + error
+            : "hosts " + string.Join(", ", secret["hosts"]?.AsArray().Select(h => h!.ToString()) ?? []) + (secret["allow_http"]?.GetValue<bool>() == true ? " (HTTP and TLS)" : " (TLS only)");
 }

@@ -66,10 +66,12 @@ if (configFile is null)
 
 ProxyConfig config;
 EgressPolicy policy;
+UpstreamAddressPolicy addresses;
 try
 {
     config = ProxyConfig.Load(configFile);
     policy = ProxyState.ParsePolicy(config.Egress);
+    addresses = ProxyState.AddressPolicy(config, new HostAddresses(TimeProvider.System));
 }
 catch (Exception ex) when (ex is IOException or System.Text.Json.JsonException or EgressPolicyException or InvalidDataException)
 {
@@ -80,7 +82,7 @@ catch (Exception ex) when (ex is IOException or System.Text.Json.JsonException o
 var secrets = new Secrets(config.SecretsDir);
 using var audit = new NetAudit(config.SpoolDir, () => secrets.KnownValues);
 using var ca = CertificateAuthority.Load(config.CaDir);
-var state = new ProxyState(config, policy, audit, secrets, ca, new Upstream(config));
+var state = new ProxyState(config, policy, audit, secrets, ca, new Upstream(config, addresses));
 using var stop = new CancellationTokenSource();
 new DnsServer(state, new IPEndPoint(config.Listen, config.DnsPort)).Start(stop.Token);
 new Interceptor(state, new IPEndPoint(config.Listen, config.TcpPort)).Start(stop.Token);

@@ -41,6 +41,12 @@ internal sealed record ProxyConfig
     /// <summary>Where the names handed out so far are kept (a restarted proxy keeps its answers).</summary>
     public required string NamesFile { get; init; }
 
+    /// <summary>The pool sandbox /30 networks come from: never an upstream (peers only through expose).</summary>
+    public string NetPool { get; init; } = "10.213.0.0/16";
+
+    /// <summary>The operator's <c>--egress-allow-cidr</c>: ranges upstream connections may reach although they are private, link-local, ….</summary>
+    public List<string> AllowCidrs { get; init; } = [];
+
     /// <summary>Network shared: the group, and the leases directory to find its members in.</summary>
     public string Group { get; init; } = string.Empty;
 

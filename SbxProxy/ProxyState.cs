@@ -55,9 +55,33 @@ internal sealed class ProxyState
 
     public Peers Peers { get; }
 
+    /// <summary>Which upstream addresses may be connected to (checked before every connect).</summary>
+    public UpstreamAddressPolicy Addresses => Upstream.Addresses;
+
     public ProxyCounters Counters { get; } = new();
 
     public long StartedAtUnixMs { get; } = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    /// <summary>The address policy of <paramref name="config"/>; throws <see cref="InvalidDataException"/> for a bad pool or CIDR.</summary>
+    public static UpstreamAddressPolicy AddressPolicy(ProxyConfig config, HostAddresses host)
+    {
+        var errors = new List<string>();
+        var allowed = UpstreamAddressPolicy.ParseCidrs(string.Join(',', config.AllowCidrs), errors);
+        var pools = new List<(System.Net.IPNetwork, string)>();
+        foreach (var (cidr, what) in new[] { (config.NetPool, "Hive's sandbox network"), (config.SyntheticPool, "Hive's synthetic address pool") })
+        {
+            if (System.Net.IPNetwork.TryParse(cidr, out var network))
+            {
+                pools.Add((network, what));
+            }
+            else
+            {
+                errors.Add($"{what} '{cidr}' is not a CIDR");
+            }
+        }
+
+        return errors.Count == 0 ? new UpstreamAddressPolicy(pools, allowed, host.Contains) : throw new InvalidDataException(string.Join("; ", errors));
+    }
 
     public static EgressPolicy ParsePolicy(string json) => string.IsNullOrWhiteSpace(json) ? EgressPolicy.AllowEverything : EgressPolicy.Parse(json);
 }

@@ -3,19 +3,23 @@ using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
+using Hive.Policy.Net;
 
 namespace Hive.SbxProxy;
 
 /// <summary>
 /// Connections the proxy makes on the sandbox's behalf: the name is resolved here (operator
-/// overrides first, then the host's resolver), TLS is verified against the host's trust store plus
-/// the operator's extra CAs. A name resolving to the host itself (loopback, link-local, the
-/// sandbox networks, unspecified, multicast) is refused unless the operator mapped it explicitly —
-/// otherwise any public name pointing at 127.0.0.1 would reach host services.
+/// overrides first, then the host's resolver), every address is checked by the
+/// <see cref="UpstreamAddressPolicy"/> before anything is sent (another sandbox, private, link-local,
+/// metadata and the host's own addresses are refused — whatever the name, operator mappings
+/// included, unless the operator allowed the range), and TLS is verified against the host's trust
+/// store plus the operator's extra CAs.
 /// </summary>
-internal sealed class Upstream(ProxyConfig config)
+internal sealed class Upstream(ProxyConfig config, UpstreamAddressPolicy addresses)
 {
     private readonly X509Certificate2Collection _extraRoots = LoadRoots(config.UpstreamCaFile);
+
+    public UpstreamAddressPolicy Addresses => addresses;
 
     private static X509Certificate2Collection LoadRoots(string file)
     {
@@ -30,30 +34,33 @@ internal sealed class Upstream(ProxyConfig config)
 
     public async Task<(Socket Socket, IPEndPoint Remote)> ConnectAsync(string host, int port, CancellationToken cancellationToken)
     {
-        IPAddress[] addresses;
+        IPAddress[] found;
         if (config.Resolve.TryGetValue(host, out var fixedAddress))
         {
-            addresses = [IPAddress.Parse(fixedAddress)];
+            found = [IPAddress.Parse(fixedAddress)];
         }
         else
         {
-            addresses = (await System.Net.Dns.GetHostAddressesAsync(host, cancellationToken))
-                .OrderBy(a => a.AddressFamily == AddressFamily.InterNetwork ? 0 : 1)
-                .ToArray();
-            if (addresses.Length == 0)
+            found = await System.Net.Dns.GetHostAddressesAsync(host, cancellationToken);
+            if (found.Length == 0)
             {
                 throw new UpstreamException($"{host} has no address");
             }
+        }
 
-            var forbidden = addresses.FirstOrDefault(IsHostInternal);
-            if (forbidden is not null)
+        // One refused address refuses the name: a resolver that mixes a public address with an
+        // inward one must not get a second chance on the next connection (DNS rebinding).
+        foreach (var address in found)
+        {
+            if (addresses.Refusal(address) is { } reason)
             {
-                throw new UpstreamException($"{host} resolves to {forbidden}, an address of the host itself; refused");
+                throw new UpstreamRefusedException($"{host}: {reason}; refused before connecting");
             }
         }
 
+        var ordered = found.OrderBy(a => a.AddressFamily == AddressFamily.InterNetwork ? 0 : 1).ToArray();
         Exception? last = null;
-        foreach (var address in addresses)
+        foreach (var address in ordered)
         {
             var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             try
@@ -127,39 +134,10 @@ internal sealed class Upstream(ProxyConfig config)
         using var cert = new X509Certificate2(certificate);
         return custom.Build(cert);
     }
-
-    private static bool IsHostInternal(IPAddress address)
-    {
-        if (address.IsIPv4MappedToIPv6)
-        {
-            address = address.MapToIPv4();
-        }
-
-        if (IPAddress.IsLoopback(address) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any) || address.IsIPv6LinkLocal || address.IsIPv6Multicast)
-        {
-            return true;
-        }
-
-        if (address.AddressFamily == AddressFamily.InterNetwork)
-        {
-            var b = address.GetAddressBytes();
-            if (b[0] == 0 || (b[0] == 169 && b[1] == 254) || b[0] >= 224)
-            {
-                return true;
-            }
-        }
-
-        try
-        {
-            return System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
-                .SelectMany(i => i.GetIPProperties().UnicastAddresses)
-                .Any(u => u.Address.Equals(address));
-        }
-        catch (System.Net.NetworkInformation.NetworkInformationException)
-        {
-            return true;
-        }
-    }
 }
 
-internal sealed class UpstreamException(string message) : Exception(message);
+/// <summary>The upstream could not be reached (resolution, connect, TLS): a 502 to the agent.</summary>
+internal class UpstreamException(string message) : Exception(message);
+
+/// <summary>The upstream address is one the proxy never connects to: a refusal (deny event), nothing was sent.</summary>
+internal sealed class UpstreamRefusedException(string message) : UpstreamException(message);

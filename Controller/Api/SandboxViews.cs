@@ -11,7 +11,7 @@ internal static class SandboxViews
         record.Config.Image,
         Iso(record.CreatedAt),
         UptimeSeconds(record, now),
-        new NetworkView(record.Config.Network, record.Ip, record.Config.Egress is null ? null : EgressView(record.Config.Egress), record.Config.Group),
+        new NetworkView(record.Config.Network, record.Ip, record.Config.Egress is null ? null : EgressView(record.Config.Egress), record.Config.Group, record.Config.Group is null ? null : record.Config.Expose ?? []),
         new LimitsView(record.Config.Memory, record.Config.Cpus, record.Config.Pids),
         Iso(record.ExpiresAt),
         TtlSeconds(record, now),
@@ -59,7 +59,8 @@ internal static class SandboxViews
     private static string Iso(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
 }
 
-internal sealed record NetworkView(string Mode, string? Ip, System.Text.Json.JsonElement? Egress = null, string? Group = null);
+/// <summary>A sandbox's network; <c>expose</c> (shared only) lists the ports the group's other members may connect to.</summary>
+internal sealed record NetworkView(string Mode, string? Ip, System.Text.Json.JsonElement? Egress = null, string? Group = null, IReadOnlyList<int>? Expose = null);
 
 internal sealed record LimitsView(string Memory, double Cpus, int Pids);
 

@@ -42,6 +42,13 @@ internal sealed record ControllerOptions
     /// <summary>Name -> address overrides for SbxProxy's upstream connections (private names; tests).</summary>
     public IReadOnlyDictionary<string, string> EgressResolve { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>
+    /// Ranges SbxProxy may connect to although they are private, shared, link-local, ULA, … (canonical
+    /// CIDRs). Loopback, cloud metadata and the host's own addresses open only to an entry naming
+    /// exactly that address; Hive's own pools never. Default: none (public addresses only).
+    /// </summary>
+    public IReadOnlyList<string> EgressAllowCidrs { get; init; } = [];
+
     /// <summary>PEM file of extra CAs trusted for upstream TLS besides the host's store. Default: none.</summary>
     public string? EgressCaFile { get; init; }
 

@@ -25,6 +25,8 @@ internal static class ControllerOptionsParser
           --net-pool CIDR     HIVE_NET_POOL        10.213.0.0/16: where each networked sandbox's /30 comes from
           --net-synthetic CIDR HIVE_NET_SYNTHETIC  10.214.0.0/16: synthetic per-name addresses the sandbox DNS answers with
           --egress-resolve H=IP[,H=IP] HIVE_EGRESS_RESOLVE none: fixed upstream addresses for names (private names)
+          --egress-allow-cidr CIDR[,CIDR] HIVEBOX_EGRESS_ALLOW_CIDR none: private/link-local/... ranges upstreams may be in
+                              (loopback, metadata and host addresses only when named exactly, e.g. 127.0.0.1/32)
           --egress-ca FILE    HIVE_EGRESS_CA       none: extra CAs (PEM) trusted for upstream TLS
           --agent-bundle DIR  HIVE_AGENT_BUNDLE    ../agent-bundle next to this program
           --reaper-interval S HIVE_REAPER_INTERVAL 5 (seconds)
@@ -43,7 +45,7 @@ internal static class ControllerOptionsParser
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         var errors = new List<string>();
-        string[] known = ["api-key", "port", "host", "allowed-hosts", "data-dir", "image-dir", "sbxd", "sbxfuse", "sbxproxy", "net-pool", "net-synthetic", "egress-resolve", "egress-ca", "agent-bundle", "reaper-interval", "fs-roots", "events-max-bytes", "events-max-age", "events-heartbeat", "usage-interval", "analytics-interval", "analytics-retention"];
+        string[] known = ["api-key", "port", "host", "allowed-hosts", "data-dir", "image-dir", "sbxd", "sbxfuse", "sbxproxy", "net-pool", "net-synthetic", "egress-resolve", "egress-allow-cidr", "egress-ca", "agent-bundle", "reaper-interval", "fs-roots", "events-max-bytes", "events-max-age", "events-heartbeat", "usage-interval", "analytics-interval", "analytics-retention"];
         for (var i = 0; i < args.Count; i++)
         {
             var arg = args[i];
@@ -144,17 +146,28 @@ internal static class ControllerOptionsParser
             foreach (var entry in resolve.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             {
                 var kv = entry.Split('=', 2);
-                if (kv.Length == 2 && Hive.Policy.Net.EgressPolicy.IsValidHostName(kv[0].ToLowerInvariant()) && System.Net.IPAddress.TryParse(kv[1], out var address) && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
+                if (kv.Length == 2 && Hive.Policy.Net.EgressPolicy.IsValidHostName(kv[0].ToLowerInvariant()) && System.Net.IPAddress.TryParse(kv[1], out var address)
+                    && (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork || (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && address.ScopeId == 0)))
                 {
                     map[kv[0].ToLowerInvariant()] = address.ToString();
                 }
                 else
                 {
-                    errors.Add($"--egress-resolve: '{entry}' is not NAME=IPv4");
+                    errors.Add($"--egress-resolve: '{entry}' is not NAME=IP");
                 }
             }
 
             options = options with { EgressResolve = map };
+        }
+
+        // Mapped names are checked like any other: an address outside --egress-allow-cidr is refused
+        // at connect time, whoever mapped it (fail closed).
+        if (Get("egress-allow-cidr", "HIVEBOX_EGRESS_ALLOW_CIDR") is { } allowCidrs)
+        {
+            var cidrErrors = new List<string>();
+            var networks = Hive.Policy.Net.UpstreamAddressPolicy.ParseCidrs(allowCidrs, cidrErrors);
+            errors.AddRange(cidrErrors.Select(e => "--egress-allow-cidr: " + e));
+            options = options with { EgressAllowCidrs = networks.Select(n => n.ToString()).Distinct(StringComparer.Ordinal).ToList() };
         }
 
         if (options.EgressCaFile is { } caFile && !File.Exists(caFile))

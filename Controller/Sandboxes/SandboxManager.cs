@@ -67,6 +67,7 @@ internal sealed partial class SandboxManager(
             return (existing, false);
         }
 
+        CheckSecretInjections(config.Egress);
         var rootfs = images.ResolveRootfs(config.Image);
         var now = time.GetUtcNow();
         var record = new SandboxRecord
@@ -157,6 +158,8 @@ internal sealed partial class SandboxManager(
             {
                 throw ApiException.BadRequest(string.Join("; ", errors));
             }
+
+            CheckSecretInjections(json);
         }
 
         record = record with { Config = record.Config with { Egress = json } };
@@ -164,6 +167,21 @@ internal sealed partial class SandboxManager(
         await CallAsync(name, c => c.UpdateEgressAsync(name, new Protos.V1.UpdateEgressRequest { EgressJson = json ?? string.Empty, Actor = actor }, CancellationToken.None));
         LogEgressUpdated(logger, name);
         return record;
+    }
+
+    /// <summary>A rule may inject a secret only toward hosts the secret is bound to (400 naming each rule and secret otherwise).</summary>
+    private void CheckSecretInjections(string? egressJson)
+    {
+        if (egressJson is null)
+        {
+            return;
+        }
+
+        var errors = new Secrets.SecretStore(options.SecretsDir).CheckInjections(Hive.Policy.Net.EgressPolicy.Parse(egressJson));
+        if (errors.Count > 0)
+        {
+            throw ApiException.BadRequest(string.Join("; ", errors));
+        }
     }
 
     public async Task DestroyAsync(string name)

@@ -13,25 +13,28 @@ public sealed record EgressInject(IReadOnlyDictionary<string, string> Headers, I
 /// <summary>One egress rule: a host glob and optional ports, methods and path globs.</summary>
 public sealed class EgressRule
 {
-    internal EgressRule(bool allow, int index, string host, Regex hostRegex, IReadOnlyList<int>? ports, IReadOnlySet<string>? methods, IReadOnlyList<PathGlob>? paths, EgressInject inject)
+    internal EgressRule(bool allow, int index, HostPattern host, IReadOnlyList<int>? ports, IReadOnlySet<string>? methods, IReadOnlyList<PathGlob>? paths, IReadOnlyList<PathGlob>? lowerPaths, EgressInject inject)
     {
         Allow = allow;
         Index = index;
-        Host = host;
-        HostRegex = hostRegex;
+        HostPattern = host;
         Ports = ports;
         Methods = methods;
         Paths = paths;
+        _lowerPaths = lowerPaths;
         Inject = inject;
     }
+
+    /// <summary>The path globs lower-cased: deny rules match case-insensitively (some upstreams do).</summary>
+    private readonly IReadOnlyList<PathGlob>? _lowerPaths;
 
     public bool Allow { get; }
 
     public int Index { get; }
 
-    public string Host { get; }
+    public string Host => HostPattern.Pattern;
 
-    private Regex HostRegex { get; }
+    public HostPattern HostPattern { get; }
 
     /// <summary>Null = any port for HTTP and TLS; raw TCP needs the port named here.</summary>
     public IReadOnlyList<int>? Ports { get; }
@@ -48,12 +51,17 @@ public sealed class EgressRule
     /// <summary>True when the rule says nothing about requests (no methods, no paths): it covers whole connections.</summary>
     public bool ConnectionLevel => Methods is null && Paths is null;
 
-    public bool MatchesHost(string host) => HostRegex.IsMatch(host);
+    public bool MatchesHost(string host) => HostPattern.Matches(host);
 
     public bool MatchesPort(int port) => Ports is null || Ports.Contains(port);
 
-    public bool MatchesRequest(string method, string path) =>
-        (Methods is null || Methods.Contains(method)) && (Paths is null || Paths.Any(p => p.IsMatch(path)));
+    /// <summary>An allow rule's test: every reading of the path must lie inside the rule (see <see cref="RequestPath"/>).</summary>
+    public bool MatchesRequest(string method, RequestPath path) =>
+        (Methods is null || Methods.Contains(method)) && (Paths is null || (Paths.Any(p => p.IsMatch(path.Decoded)) && (path.WithoutParameters is not { } bare || Paths.Any(p => p.IsMatch(bare)))));
+
+    /// <summary>A deny rule's test: any reading of the path, compared case-insensitively, is enough.</summary>
+    public bool MatchesRequestAnyReading(string method, RequestPath path) =>
+        (Methods is null || Methods.Contains(method)) && (_lowerPaths is null || _lowerPaths.Any(p => p.IsMatch(path.Lower) || (path.LowerWithoutParameters is { } bare && p.IsMatch(bare))));
 }
 
 /// <summary>The outcome of a decision: allowed or not, which rule said so, and the rule (for inject).</summary>
@@ -68,7 +76,7 @@ public readonly record struct EgressDecision(bool Allowed, string Rule, EgressRu
 /// Host globs are lower-case names: <c>*</c> matches within one label, a leading <c>*.</c> one or
 /// more labels (<c>*.pypi.org</c> covers <c>files.pypi.org</c> and <c>a.b.pypi.org</c>, not
 /// <c>pypi.org</c>), <c>**</c> anything. Path globs are the ACL globs (<c>*</c> within a segment,
-/// <c>**</c> across), matched against the request's canonical path without its query.
+/// <c>**</c> across), matched against the request's decoded path without its query (see <see cref="RequestPath"/>).
 /// </summary>
 public sealed partial class EgressPolicy
 {
@@ -91,10 +99,14 @@ public sealed partial class EgressPolicy
     public static EgressPolicy AllowEverything { get; } = new(true, [], []);
 
     /// <summary>The secret names the rules' inject values refer to.</summary>
-    public IEnumerable<string> SecretNames() =>
-        Allow.SelectMany(r => r.Inject.Headers.Values.Concat(r.Inject.Query.Values))
-            .SelectMany(v => SecretReference().Matches(v).Select(m => m.Groups[1].Value))
-            .Distinct(StringComparer.Ordinal);
+    public IEnumerable<string> SecretNames() => SecretUses().Select(u => u.Secret).Distinct(StringComparer.Ordinal);
+
+    /// <summary>Every (rule, secret) pair where an allow rule injects the secret (each pair once).</summary>
+    public IEnumerable<(EgressRule Rule, string Secret)> SecretUses() =>
+        Allow.SelectMany(r => r.Inject.Headers.Values.Concat(r.Inject.Query.Values).SelectMany(SecretNamesIn).Distinct(StringComparer.Ordinal).Select(s => (r, s)));
+
+    /// <summary>The names of the <c>${secret:NAME}</c> references in one inject value.</summary>
+    public static IEnumerable<string> SecretNamesIn(string template) => SecretReference().Matches(template).Select(m => m.Groups[1].Value);
 
     /// <summary>
     /// May the sandbox reach <paramref name="host"/> at all (DNS answers, connections)? True when a rule
@@ -154,8 +166,17 @@ public sealed partial class EgressPolicy
         return new(false, raw ? $"no rule allows raw TCP to {host}:{port} (raw TCP needs a rule naming host and port)" : $"no rule allows {host}:{port}");
     }
 
-    /// <summary>One HTTP request. <paramref name="path"/> must be canonical (see <see cref="CanonicalPath"/>).</summary>
-    public EgressDecision DecideRequest(string host, int port, string method, string path)
+    /// <summary>One HTTP request; <paramref name="rawPath"/> as sent (no query). A path that can be read more than one way is denied.</summary>
+    public EgressDecision DecideRequest(string host, int port, string method, string rawPath) =>
+        RequestPath.Parse(rawPath, out var problem) is { } path
+            ? DecideRequest(host, port, method, path)
+            : new(false, $"path is not canonical: {problem}");
+
+    /// <summary>
+    /// One HTTP request. Deny rules match any reading of the path case-insensitively; allow rules
+    /// must match every reading exactly (see <see cref="RequestPath"/>).
+    /// </summary>
+    public EgressDecision DecideRequest(string host, int port, string method, RequestPath path)
     {
         if (AllowAll)
         {
@@ -164,7 +185,7 @@ public sealed partial class EgressPolicy
 
         foreach (var rule in Deny)
         {
-            if (rule.MatchesHost(host) && rule.MatchesPort(port) && rule.MatchesRequest(method, path))
+            if (rule.MatchesHost(host) && rule.MatchesPort(port) && rule.MatchesRequestAnyReading(method, path))
             {
                 return new(false, rule.Name, rule);
             }
@@ -178,70 +199,11 @@ public sealed partial class EgressPolicy
             }
         }
 
-        return new(false, $"no rule allows {method} {host}{path}");
+        return new(false, $"no rule allows {method} {host}{path.Decoded}");
     }
 
-    /// <summary>
-    /// The path a request's rules are matched against: percent-escapes of unreserved characters
-    /// decoded; null (deny) when the path is not canonical — dot segments, empty segments, encoded
-    /// '/', '\' or NUL, anything an upstream server might read differently from the rule.
-    /// </summary>
-    public static string? CanonicalPath(string rawPath)
-    {
-        if (rawPath.Length == 0 || rawPath[0] != '/' || rawPath.Length > 8192)
-        {
-            return null;
-        }
-
-        var builder = new System.Text.StringBuilder(rawPath.Length);
-        for (var i = 0; i < rawPath.Length; i++)
-        {
-            var c = rawPath[i];
-            if (c == '%')
-            {
-                if (i + 2 >= rawPath.Length || !Uri.IsHexDigit(rawPath[i + 1]) || !Uri.IsHexDigit(rawPath[i + 2]))
-                {
-                    return null;
-                }
-
-                var decoded = (char)Convert.ToInt32(rawPath.Substring(i + 1, 2), 16);
-                if (char.IsAsciiLetterOrDigit(decoded) || decoded is '-' or '_' or '~')
-                {
-                    builder.Append(decoded);
-                }
-                else if (decoded is '/' or '\\' or '.' or '\0' or '%')
-                {
-                    return null;
-                }
-                else
-                {
-                    builder.Append(rawPath, i, 3);
-                }
-
-                i += 2;
-            }
-            else if (c is '\\' or '\0' or ' ' || char.IsControl(c))
-            {
-                return null;
-            }
-            else
-            {
-                builder.Append(c);
-            }
-        }
-
-        var path = builder.ToString();
-        foreach (var segment in path.Split('/')[1..^1])
-        {
-            if (segment is "" or "." or "..")
-            {
-                return null;
-            }
-        }
-
-        var last = path[(path.LastIndexOf('/') + 1)..];
-        return last is "." or ".." ? null : path;
-    }
+    /// <summary>The decoded path rules are matched against; null (deny) when it can be read more than one way (see <see cref="RequestPath"/>).</summary>
+    public static string? CanonicalPath(string rawPath) => RequestPath.Parse(rawPath, out _)?.Decoded;
 
     /// <summary>Parses and validates a policy (the API's <c>egress</c> object); throws <see cref="EgressPolicyException"/> naming every problem.</summary>
     public static EgressPolicy Parse(JsonElement egress)
@@ -335,16 +297,14 @@ public sealed partial class EgressPolicy
             }
         }
 
-        string host = string.Empty;
-        Regex? hostRegex = null;
+        HostPattern? host = null;
         if (!item.TryGetProperty("host", out var hostElement) || hostElement.ValueKind != JsonValueKind.String)
         {
             errors.Add($"{at}.host is required (a name or glob like \"*.pypi.org\")");
         }
         else
         {
-            host = hostElement.GetString()!.ToLowerInvariant();
-            hostRegex = HostGlob(host, out var error);
+            host = HostPattern.TryParse(hostElement.GetString()!, out var error);
             if (error is not null)
             {
                 errors.Add($"{at}.host: {error}");
@@ -401,6 +361,7 @@ public sealed partial class EgressPolicy
         }
 
         List<PathGlob>? paths = null;
+        List<PathGlob>? lowerPaths = null;
         if (item.TryGetProperty("paths", out var pathsElement) && pathsElement.ValueKind != JsonValueKind.Null)
         {
             paths = [];
@@ -421,6 +382,10 @@ public sealed partial class EgressPolicy
                     else
                     {
                         paths.Add(glob!);
+                        if (PathGlob.TryParse(glob!.Pattern.ToLowerInvariant(), out var lower, out _))
+                        {
+                            (lowerPaths ??= []).Add(lower!);
+                        }
                     }
                 }
             }
@@ -439,9 +404,14 @@ public sealed partial class EgressPolicy
             }
         }
 
-        return errors.Count > before || hostRegex is null
+        if (paths is not null && (lowerPaths?.Count ?? 0) != paths.Count)
+        {
+            errors.Add($"{at}.paths: a glob cannot be matched case-insensitively");
+        }
+
+        return errors.Count > before || host is null
             ? null
-            : new EgressRule(allow, index, host, hostRegex, ports, methods, paths, inject);
+            : new EgressRule(allow, index, host, ports, methods, paths, lowerPaths, inject);
     }
 
     private static EgressInject ParseInject(JsonElement element, string at, List<string> errors)
@@ -523,33 +493,6 @@ public sealed partial class EgressPolicy
     public static bool IsValidHostName(string host) =>
         host.Length is > 0 and <= 253 && HostNamePattern().IsMatch(host) && !host.Split('.').Any(l => l.Length is 0 or > 63);
 
-    private static Regex? HostGlob(string pattern, out string? error)
-    {
-        error = null;
-        if (pattern.Length is 0 or > 253 || !HostGlobPattern().IsMatch(pattern) || pattern.Contains("..", StringComparison.Ordinal) || pattern.StartsWith('.') || pattern.EndsWith('.'))
-        {
-            error = $"'{Truncate(pattern)}' is not a host name or glob (letters, digits, '-', '.', '*'; IP addresses are not allowed)";
-            return null;
-        }
-
-        if (System.Net.IPAddress.TryParse(pattern, out _))
-        {
-            error = $"'{pattern}' is an IP address: rules name hosts (connections by address are never allowed)";
-            return null;
-        }
-
-        var body = pattern;
-        var prefix = string.Empty;
-        if (body.StartsWith("*.", StringComparison.Ordinal))
-        {
-            prefix = "(?:[a-z0-9-]+\\.)+";
-            body = body[2..];
-        }
-
-        var regex = prefix + Regex.Escape(body).Replace("\\*\\*", ".*", StringComparison.Ordinal).Replace("\\*", "[a-z0-9-]*", StringComparison.Ordinal);
-        return new Regex("^" + regex + "$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
-    }
-
     private static string Truncate(string s) => s.Length <= 64 ? s : s[..64] + "…";
 
     [GeneratedRegex(@"\$\{secret:([A-Za-z0-9_.-]{1,64})\}")]
@@ -560,9 +503,6 @@ public sealed partial class EgressPolicy
 
     [GeneratedRegex("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")]
     private static partial Regex HeaderNamePattern();
-
-    [GeneratedRegex("^[a-z0-9*.-]+$")]
-    private static partial Regex HostGlobPattern();
 
     [GeneratedRegex("^[a-z0-9.-]+$")]
     private static partial Regex HostNamePattern();

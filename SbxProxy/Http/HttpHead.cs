@@ -54,15 +54,16 @@ internal sealed class HttpHead
         foreach (var line in lines.AsSpan(1))
         {
             var colon = line.IndexOf(':', StringComparison.Ordinal);
-            if (colon <= 0 || line[0] is ' ' or '\t' || line[..colon].Any(c => c is ' ' or '\t' || c > 0x7e || c < 0x21))
+            if (colon <= 0 || line.AsSpan(0, colon).ContainsAnyExcept(TokenChars))
             {
                 throw new HttpMessageException(request ? 400 : 502, "malformed header line");
             }
 
+            // Field values: visible characters, blanks and obs-text; no control character (RFC 9110 §5.5).
             var value = line[(colon + 1)..].Trim(' ', '\t');
-            if (value.Any(c => c is '\0' or '\r' or '\n'))
+            if (value.AsSpan().ContainsAny(ControlChars))
             {
-                throw new HttpMessageException(request ? 400 : 502, "invalid header value");
+                throw new HttpMessageException(request ? 400 : 502, "control character in a header value");
             }
 
             headers.Add(new(line[..colon], value));
@@ -70,6 +71,34 @@ internal sealed class HttpHead
 
         return new HttpHead(start, headers);
     }
+
+    /// <summary>Removes <paramref name="token"/> from a comma-separated header (the header goes when nothing is left).</summary>
+    public void RemoveToken(string name, string token)
+    {
+        for (var i = Headers.Count - 1; i >= 0; i--)
+        {
+            var (key, value) = Headers[i];
+            if (!key.Equals(name, StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+
+            var kept = value.Split(',').Select(t => t.Trim()).Where(t => t.Length > 0 && !t.Equals(token, StringComparison.OrdinalIgnoreCase)).ToList();
+            if (kept.Count == 0)
+            {
+                Headers.RemoveAt(i);
+            }
+            else
+            {
+                Headers[i] = new(key, string.Join(", ", kept));
+            }
+        }
+    }
+
+    private static readonly System.Buffers.SearchValues<char> TokenChars = System.Buffers.SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+
+    private static readonly System.Buffers.SearchValues<char> ControlChars = System.Buffers.SearchValues.Create(
+        "\0\u0001\u0002\u0003\u0004\u0005\u0006\u0007\b\n\u000b\u000c\r\u000e\u000f\u0010\u0011\u0012\u0013\u0014\u0015\u0016\u0017\u0018\u0019\u001a\u001b\u001c\u001d\u001e\u001f\u007f");
 
     public byte[] Serialize()
     {

@@ -61,18 +61,19 @@ internal sealed class HttpReader(Stream stream)
 
     /// <summary>
     /// The next message head (start line + headers + CRLFCRLF); null at a clean end of stream before
-    /// any byte of a new message. Throws <see cref="HttpMessageException"/> past <paramref name="max"/> bytes.
+    /// any byte of a new message. Throws <see cref="HttpMessageException"/> past <paramref name="max"/>
+    /// bytes, and for a bare LF or CR anywhere in the head: only CRLF ends a line here, because a
+    /// server that also accepts a lone LF would see different lines than the rules saw (RFC 9112 §2.2).
     /// </summary>
     public async Task<byte[]?> ReadHeadAsync(int max, CancellationToken cancellationToken)
     {
-        var searched = 0;
+        var scanned = 0;
         while (true)
         {
             var span = _buffer.AsSpan(_start, _end - _start);
-            var at = span[Math.Max(0, searched - 3)..].IndexOf("\r\n\r\n"u8);
-            if (at >= 0)
+            var length = FindHeadEnd(span, ref scanned);
+            if (length >= 0)
             {
-                var length = Math.Max(0, searched - 3) + at + 4;
                 if (length > max)
                 {
                     throw new HttpMessageException(431, "message head too large");
@@ -83,8 +84,7 @@ internal sealed class HttpReader(Stream stream)
                 return head;
             }
 
-            searched = span.Length;
-            if (searched > max)
+            if (span.Length > max)
             {
                 throw new HttpMessageException(431, "message head too large");
             }
@@ -101,15 +101,70 @@ internal sealed class HttpReader(Stream stream)
         }
     }
 
+    /// <summary>
+    /// The length of the head up to and including its CRLFCRLF, or -1 when more bytes are needed.
+    /// <paramref name="scanned"/> carries how far line endings were checked (each byte once).
+    /// </summary>
+    internal static int FindHeadEnd(ReadOnlySpan<byte> span, ref int scanned)
+    {
+        var i = scanned;
+        while (i < span.Length)
+        {
+            var next = span[i..].IndexOfAny((byte)'\r', (byte)'\n');
+            if (next < 0)
+            {
+                i = span.Length;
+                break;
+            }
+
+            i += next;
+            if (span[i] == (byte)'\n')
+            {
+                throw new HttpMessageException(400, "bare LF in the message head (lines must end with CRLF)");
+            }
+
+            if (i + 1 >= span.Length)
+            {
+                break; // a CR at the end: wait for the byte after it
+            }
+
+            if (span[i + 1] != (byte)'\n')
+            {
+                throw new HttpMessageException(400, "bare CR in the message head (lines must end with CRLF)");
+            }
+
+            if (i >= 2 && span[i - 2] == (byte)'\r' && span[i - 1] == (byte)'\n')
+            {
+                return i + 2;
+            }
+
+            i += 2;
+        }
+
+        scanned = i;
+        return -1;
+    }
+
+    /// <summary>One CRLF-terminated line of a chunked body (size line or trailer); a bare LF or CR is a 400.</summary>
     private async Task<string> ReadLineAsync(int max, CancellationToken cancellationToken)
     {
         while (true)
         {
             var span = _buffer.AsSpan(_start, _end - _start);
-            var at = span.IndexOf("\r\n"u8);
-            if (at >= 0)
+            var at = span.IndexOfAny((byte)'\r', (byte)'\n');
+            if (at >= 0 && span[at] == (byte)'\n')
             {
-                var line = Encoding.ASCII.GetString(span[..at]);
+                throw new HttpMessageException(400, "bare LF in a chunked body (lines must end with CRLF)");
+            }
+
+            if (at >= 0 && at + 1 < span.Length)
+            {
+                if (span[at + 1] != (byte)'\n')
+                {
+                    throw new HttpMessageException(400, "bare CR in a chunked body (lines must end with CRLF)");
+                }
+
+                var line = Encoding.Latin1.GetString(span[..at]);
                 _start += at + 2;
                 return line;
             }
@@ -187,29 +242,36 @@ internal sealed class HttpReader(Stream stream)
         return count;
     }
 
-    /// <summary>Copies a chunked body with its framing and trailers unchanged; the tap sees the payload only. Returns bytes written.</summary>
+    /// <summary>
+    /// Copies a chunked body, re-framed canonically: each size line is written as plain hex (chunk
+    /// extensions are validated, then dropped — a recipient must ignore them anyway, and dropping
+    /// them leaves nothing for two parsers to read differently), trailer fields are validated and
+    /// passed on, except that framing, routing and credential fields are refused there. The tap
+    /// sees the payload only. Returns bytes written.
+    /// </summary>
     public async Task<long> CopyChunkedAsync(Stream destination, Action<ReadOnlySpan<byte>>? tap, CancellationToken cancellationToken)
     {
         long written = 0;
         while (true)
         {
-            var line = await ReadLineAsync(1024, cancellationToken);
-            var sizeText = line.Split(';', 2)[0].Trim();
-            if (sizeText.Length is 0 or > 15 || !long.TryParse(sizeText, System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture, out var size) || size < 0)
-            {
-                throw new HttpMessageException(400, "invalid chunk size");
-            }
-
-            var header = Encoding.ASCII.GetBytes(line + "\r\n");
+            var size = ChunkSize(await ReadLineAsync(1024, cancellationToken));
+            var header = Encoding.ASCII.GetBytes(size.ToString("x", System.Globalization.CultureInfo.InvariantCulture) + "\r\n");
             await destination.WriteAsync(header, cancellationToken);
             written += header.Length;
             if (size == 0)
             {
-                // Trailers, then the empty line.
+                var trailerBytes = 0;
                 while (true)
                 {
                     var trailer = await ReadLineAsync(8192, cancellationToken);
-                    var bytes = Encoding.ASCII.GetBytes(trailer + "\r\n");
+                    trailerBytes += trailer.Length + 2;
+                    if (trailerBytes > MaxTrailers)
+                    {
+                        throw new HttpMessageException(400, "trailer section too large");
+                    }
+
+                    CheckTrailer(trailer);
+                    var bytes = Encoding.Latin1.GetBytes(trailer + "\r\n");
                     await destination.WriteAsync(bytes, cancellationToken);
                     written += bytes.Length;
                     if (trailer.Length == 0)
@@ -230,6 +292,149 @@ internal sealed class HttpReader(Stream stream)
             await destination.FlushAsync(cancellationToken);
             written += 2;
         }
+    }
+
+    private const int MaxTrailers = 64 * 1024;
+
+    /// <summary>Fields that decide framing, routing or identity: never taken from a trailer (RFC 9110 §6.5.1).</summary>
+    private static readonly HashSet<string> ForbiddenTrailers = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Content-Length", "Transfer-Encoding", "Host", "Connection", "Upgrade", "Te", "Trailer", "Keep-Alive",
+        "Proxy-Connection", "Content-Type", "Content-Encoding", "Content-Range", "Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie", "Expect", "Range",
+    };
+
+    /// <summary>
+    /// chunk-size [ chunk-ext ] of RFC 9112 §7.1, strictly: 1 to 15 hex digits; extensions
+    /// <c>;name[=value]</c> with token names and token or quoted-string values (optional blanks around
+    /// <c>;</c> and <c>=</c>); nothing else.
+    /// </summary>
+    internal static long ChunkSize(string line)
+    {
+        var digits = 0;
+        while (digits < line.Length && Uri.IsHexDigit(line[digits]))
+        {
+            digits++;
+        }
+
+        if (digits is 0 or > 15)
+        {
+            throw new HttpMessageException(400, "invalid chunk size");
+        }
+
+        var i = digits;
+        while (i < line.Length)
+        {
+            i = SkipBlanks(line, i);
+            if (i >= line.Length || line[i] != ';')
+            {
+                throw new HttpMessageException(400, "invalid chunk size line");
+            }
+
+            i = SkipBlanks(line, i + 1);
+            var name = i;
+            while (i < line.Length && IsTokenChar(line[i]))
+            {
+                i++;
+            }
+
+            if (i == name)
+            {
+                throw new HttpMessageException(400, "invalid chunk extension");
+            }
+
+            var afterName = SkipBlanks(line, i);
+            if (afterName < line.Length && line[afterName] == '=')
+            {
+                i = SkipBlanks(line, afterName + 1);
+                i = i < line.Length && line[i] == '"' ? SkipQuoted(line, i) : SkipToken(line, i);
+            }
+            else
+            {
+                i = afterName;
+            }
+        }
+
+        return long.Parse(line.AsSpan(0, digits), System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>A trailer line: empty (the end), or <c>name: value</c> with a token name and no control characters.</summary>
+    internal static void CheckTrailer(string line)
+    {
+        if (line.Length == 0)
+        {
+            return;
+        }
+
+        var colon = line.IndexOf(':', StringComparison.Ordinal);
+        if (colon <= 0 || line.AsSpan(0, colon).ContainsAnyExcept(TokenChars))
+        {
+            throw new HttpMessageException(400, "malformed trailer field");
+        }
+
+        foreach (var c in line.AsSpan(colon + 1))
+        {
+            if ((c < 0x20 && c != '\t') || c == 0x7f)
+            {
+                throw new HttpMessageException(400, "control character in a trailer field");
+            }
+        }
+
+        if (ForbiddenTrailers.Contains(line[..colon]))
+        {
+            throw new HttpMessageException(400, $"'{line[..colon]}' is not allowed in a trailer");
+        }
+    }
+
+    private static readonly System.Buffers.SearchValues<char> TokenChars = System.Buffers.SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+
+    private static bool IsTokenChar(char c) => TokenChars.Contains(c);
+
+    private static int SkipBlanks(string line, int i)
+    {
+        while (i < line.Length && line[i] is ' ' or '\t')
+        {
+            i++;
+        }
+
+        return i;
+    }
+
+    private static int SkipToken(string line, int i)
+    {
+        var start = i;
+        while (i < line.Length && IsTokenChar(line[i]))
+        {
+            i++;
+        }
+
+        return i > start ? i : throw new HttpMessageException(400, "invalid chunk extension value");
+    }
+
+    private static int SkipQuoted(string line, int i)
+    {
+        for (i++; i < line.Length; i++)
+        {
+            var c = line[i];
+            if (c == '"')
+            {
+                return i + 1;
+            }
+
+            if (c == '\\')
+            {
+                i++;
+                if (i >= line.Length || (line[i] < 0x20 && line[i] != '\t') || line[i] == 0x7f)
+                {
+                    throw new HttpMessageException(400, "invalid chunk extension value");
+                }
+            }
+            else if ((c < 0x20 && c != '\t') || c == 0x7f)
+            {
+                throw new HttpMessageException(400, "invalid chunk extension value");
+            }
+        }
+
+        throw new HttpMessageException(400, "unterminated quoted chunk extension value");
     }
 
     /// <summary>Copies everything until the stream ends (a response without length).</summary>

@@ -15,7 +15,7 @@ namespace Hive.SbxProxy.Http;
 /// past the rules), secrets are injected into allowed requests, the exchange is forwarded over one
 /// upstream connection and recorded as a <c>net.http</c> event (plus <c>llm.call</c> for LLM APIs).
 /// </summary>
-internal sealed class HttpSession(ProxyState state, string host, int port, bool tls, HttpReader client) : IAsyncDisposable
+internal sealed partial class HttpSession(ProxyState state, string host, int port, bool tls, HttpReader client) : IAsyncDisposable
 {
     private const int MaxHead = 64 * 1024;
     private const long MaxDrain = 1024 * 1024;
@@ -47,7 +47,7 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
                 {
                     Interlocked.Increment(ref state.Counters.Denied);
                     state.Audit.Net("net.http", false, new NetEvent { Protocol = Protocol, Host = host, Port = (uint)port, Status = ex.Status, Error = ex.Message });
-                    await RespondAsync(ex.Status, new { error = ex.Message }, close: true, cancellationToken);
+                    await RespondAsync(ex.Status, new { error = ex.Message }, close: true, deny: true, cancellationToken);
                     return;
                 }
             }
@@ -82,12 +82,12 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
         if (target.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || target.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
         {
             // Absolute form (a client that thinks it talks to a proxy): the authority must be the destination too.
-            if (!Uri.TryCreate(target, UriKind.Absolute, out var uri) || !uri.Host.Equals(host, StringComparison.OrdinalIgnoreCase))
+            if (OriginForm(target) is not { } originForm)
             {
                 return await DenyAsync(ev, 403, $"request target '{Short(target)}' names another host than the connection's destination {host}", "host-mismatch", null, close: true, cancellationToken);
             }
 
-            target = uri.PathAndQuery;
+            target = originForm;
         }
 
         if (method == "CONNECT" || !target.StartsWith('/'))
@@ -108,9 +108,9 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
         long length = 0;
         if (transferEncodings.Count > 0)
         {
-            if (lengths.Count > 0 || !string.Join(",", transferEncodings).Trim().Equals("chunked", StringComparison.OrdinalIgnoreCase))
+            if (lengths.Count > 0 || !http11 || !string.Join(",", transferEncodings).Trim().Equals("chunked", StringComparison.OrdinalIgnoreCase))
             {
-                return await DenyAsync(ev, 400, "ambiguous or unsupported request framing (Transfer-Encoding must be exactly chunked, without Content-Length)", "protocol", null, close: true, cancellationToken);
+                return await DenyAsync(ev, 400, "ambiguous or unsupported request framing (Transfer-Encoding must be exactly chunked, in HTTP/1.1, without Content-Length)", "protocol", null, close: true, cancellationToken);
             }
 
             chunked = true;
@@ -123,20 +123,27 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
         var keepAlive = http11 ? !request.HasToken("Connection", "close") : request.HasToken("Connection", "keep-alive");
         var body = (chunked, length);
 
-        // The Host header must name the connection's destination (which is what the rules decided on).
-        var hostHeader = request.Get("Host");
+        // The Host header must name the connection's destination (which is what the rules decided on),
+        // and be the only one: two parsers may pick different ones.
+        var hostHeaders = request.GetAll("Host").Take(2).ToList();
+        if (hostHeaders.Count > 1)
+        {
+            return await DenyAsync(ev, 400, "more than one Host header", "protocol", null, close: true, cancellationToken);
+        }
+
+        var hostHeader = hostHeaders.Count == 0 ? null : hostHeaders[0];
         if (hostHeader is null ? http11 : !HostMatches(hostHeader))
         {
             return await DenyAsync(ev, 403, hostHeader is null ? "request without a Host header" : $"Host header '{Short(hostHeader)}' does not match the connection's destination {host}", "host-mismatch", body, close: !keepAlive, cancellationToken);
         }
 
-        var canonical = EgressPolicy.CanonicalPath(rawPath);
-        if (canonical is null)
+        if (RequestPath.Parse(rawPath, out var problem) is not { } path)
         {
-            return await DenyAsync(ev, 403, $"path '{Short(rawPath)}' is not canonical (dot segments, empty segments or encoded separators are refused)", "path", body, close: !keepAlive, cancellationToken);
+            return await DenyAsync(ev, 403, $"path '{Short(rawPath)}' can be read more than one way ({problem})", "path", body, close: !keepAlive, cancellationToken);
         }
 
-        var decision = state.Policy.DecideRequest(host, port, method, canonical);
+        var canonical = path.Decoded;
+        var decision = state.Policy.DecideRequest(host, port, method, path);
         ev.Rule = decision.Rule;
         if (!decision.Allowed)
         {
@@ -145,46 +152,73 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
 
         if (!state.Audit.Healthy)
         {
-            await RespondAsync(503, new { error = "the sandbox's audit trail is unavailable; egress is closed" }, close: true, cancellationToken);
+            await RespondAsync(503, new { error = "the sandbox's audit trail is unavailable; egress is closed" }, close: true, deny: false, cancellationToken);
             return false;
         }
 
-        // Inject: header and query values from the rule, secrets expanded on the host side only.
+        // Inject: header and query values from the rule, secrets expanded on the host side only, and
+        // only toward a host the secret is bound to (checked on every request: a secret's hosts can
+        // be narrowed after the rule was made), over TLS unless the secret allows plain HTTP.
         var outgoingQuery = query;
         if (decision.Matched is { Inject.IsEmpty: false } rule)
         {
-            foreach (var (name, template) in rule.Inject.Headers)
+            var values = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var name in rule.Inject.Headers.Values.Concat(rule.Inject.Query.Values).SelectMany(EgressPolicy.SecretNamesIn).Distinct(StringComparer.Ordinal))
             {
-                var value = EgressPolicy.ExpandSecrets(template, state.Secrets.Get, out var missing);
-                if (value is null)
+                var secret = state.Secrets.Get(name);
+                if (secret is null)
                 {
-                    return await FailAsync(ev, 502, $"secret '{missing}' used by rule {rule.Name} is not set on the host", body, cancellationToken);
+                    return await FailAsync(ev, 502, $"secret '{name}' used by rule {rule.Name} is not set on the host", body, cancellationToken);
                 }
 
-                request.Set(name, value);
+                if (secret.RefusalFor(name, host, tls) is { } refusal)
+                {
+                    return secret.Bound
+                        ? await DenyAsync(ev, 403, refusal + "; the request was not sent", "secret " + name, body, close: !keepAlive, cancellationToken)
+                        : await FailAsync(ev, 502, refusal, body, cancellationToken);
+                }
+
+                values[name] = secret.Value;
+            }
+
+            foreach (var (name, template) in rule.Inject.Headers)
+            {
+                request.Set(name, EgressPolicy.ExpandSecrets(template, values.GetValueOrDefault, out _)!);
             }
 
             foreach (var (name, template) in rule.Inject.Query)
             {
-                var value = EgressPolicy.ExpandSecrets(template, state.Secrets.Get, out var missing);
-                if (value is null)
-                {
-                    return await FailAsync(ev, 502, $"secret '{missing}' used by rule {rule.Name} is not set on the host", body, cancellationToken);
-                }
-
-                outgoingQuery = SetQuery(outgoingQuery, name, value);
+                outgoingQuery = SetQuery(outgoingQuery, name, EgressPolicy.ExpandSecrets(template, values.GetValueOrDefault, out _)!);
             }
         }
 
         request.StartLine[1] = outgoingQuery.Length > 0 ? rawPath + "?" + outgoingQuery : rawPath;
         request.Remove("Proxy-Connection");
-        var upgrade = request.HasToken("Connection", "upgrade") && request.Get("Upgrade") is not null;
+
+        // Only a WebSocket upgrade may switch protocols: anything else (h2c, TLS upgrades) would
+        // turn the connection into a pipe no rule looks into. Other upgrade offers are removed, so
+        // the upstream answers in HTTP/1.1 as if none had been made.
+        var upgradeTokens = request.GetAll("Upgrade").SelectMany(v => v.Split(',')).Select(t => t.Trim()).Where(t => t.Length > 0).ToList();
+        var websocket = method == "GET" && http11 && request.HasToken("Connection", "upgrade")
+            && upgradeTokens.Count == 1 && upgradeTokens[0].Equals("websocket", StringComparison.OrdinalIgnoreCase);
+        if (!websocket)
+        {
+            request.Remove("Upgrade");
+            request.Remove("HTTP2-Settings");
+            request.RemoveToken("Connection", "upgrade");
+            request.RemoveToken("Connection", "http2-settings");
+        }
+
         var llm = LlmCalls.Detect(method, canonical);
         var requestCapture = llm is null ? null : new MemoryStream();
 
         try
         {
             await EnsureUpstreamAsync(cancellationToken);
+        }
+        catch (UpstreamRefusedException ex)
+        {
+            return await DenyAsync(ev, 502, ex.Message, "upstream address", body, close: true, cancellationToken);
         }
         catch (Exception ex) when (ex is UpstreamException or IOException or SocketException or System.Security.Authentication.AuthenticationException)
         {
@@ -201,21 +235,33 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
         {
             var outgoingHead = request.Serialize();
             Action<ReadOnlySpan<byte>>? requestTap = requestCapture is null ? null : data => Capture(requestCapture, data, LlmCalls.MaxRequestCapture);
-            if (!chunked && length <= SmallBody)
+            try
             {
-                // Head and a small body in one write: one TLS record, one syscall.
-                var payload = await client.ReadExactAsync((int)length, cancellationToken);
-                requestTap?.Invoke(payload);
-                await _upstream!.WriteAsync(Concat(outgoingHead, payload), cancellationToken);
-                bytesOut += outgoingHead.Length + payload.Length;
+                if (!chunked && length <= SmallBody)
+                {
+                    // Head and a small body in one write: one TLS record, one syscall.
+                    var payload = await client.ReadExactAsync((int)length, cancellationToken);
+                    requestTap?.Invoke(payload);
+                    await _upstream!.WriteAsync(Concat(outgoingHead, payload), cancellationToken);
+                    bytesOut += outgoingHead.Length + payload.Length;
+                }
+                else
+                {
+                    await _upstream!.WriteAsync(outgoingHead, cancellationToken);
+                    bytesOut += outgoingHead.Length;
+                    bytesOut += chunked
+                        ? await client.CopyChunkedAsync(_upstream, requestTap, cancellationToken)
+                        : await client.CopyExactlyAsync(length, _upstream, requestTap, cancellationToken);
+                }
             }
-            else
+            catch (HttpMessageException ex)
             {
-                await _upstream!.WriteAsync(outgoingHead, cancellationToken);
-                bytesOut += outgoingHead.Length;
-                bytesOut += chunked
-                    ? await client.CopyChunkedAsync(_upstream, requestTap, cancellationToken)
-                    : await client.CopyExactlyAsync(length, _upstream, requestTap, cancellationToken);
+                // The sandbox's body broke its own framing (a bare LF in a chunk line, a forbidden
+                // trailer, an early end): the upstream connection is dropped mid-message, so nothing
+                // after it can be read there as another request.
+                await CloseUpstreamAsync();
+                ev.BytesOut = bytesOut;
+                return await DenyAsync(ev, 400, "malformed request body: " + ex.Message, "protocol", null, close: true, cancellationToken);
             }
 
             await _upstream.FlushAsync(cancellationToken);
@@ -237,10 +283,33 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
                 break;
             }
 
+            if (status == 101 && !(websocket && response.HasToken("Upgrade", "websocket")))
+            {
+                await CloseUpstreamAsync();
+                ev.Status = status;
+                return await DenyAsync(ev, 502, $"{host} answered 101 Switching Protocols ({Short(response.Get("Upgrade") ?? "no Upgrade header")}) to a request that did not ask for a WebSocket; only a requested WebSocket upgrade may switch protocols", "protocol", null, close: true, cancellationToken);
+            }
+
             RedactHeaders(response);
             var noBody = method == "HEAD" || status is 204 or 304 or 101;
-            var responseChunked = response.GetAll("Transfer-Encoding").SelectMany(v => v.Split(',')).LastOrDefault()?.Trim().Equals("chunked", StringComparison.OrdinalIgnoreCase) == true;
-            var responseLength = response.Get("Content-Length") is { } cl && long.TryParse(cl, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : -1;
+
+            // Response framing (RFC 9112 §6.3): Transfer-Encoding overrides Content-Length, which is
+            // then removed so the sandbox's client cannot read the body differently.
+            var responseEncodings = response.GetAll("Transfer-Encoding").SelectMany(v => v.Split(',')).Select(t => t.Trim()).Where(t => t.Length > 0).ToList();
+            var responseChunked = responseEncodings.Count > 0 && responseEncodings[^1].Equals("chunked", StringComparison.OrdinalIgnoreCase);
+            long responseLength = -1;
+            if (responseEncodings.Count > 0)
+            {
+                response.Remove("Content-Length");
+            }
+            else if (response.GetAll("Content-Length").Distinct(StringComparer.Ordinal).ToList() is { Count: > 0 } responseLengths)
+            {
+                if (responseLengths.Count > 1 || !long.TryParse(responseLengths[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out responseLength))
+                {
+                    throw new HttpMessageException(502, "invalid Content-Length from upstream");
+                }
+            }
+
             var untilClose = !noBody && !responseChunked && responseLength < 0;
             var responseCapture = llm is null ? null : new MemoryStream();
             Action<ReadOnlySpan<byte>>? responseTap = responseCapture is null ? null : data => Capture(responseCapture, data, LlmCalls.MaxResponseCapture);
@@ -263,7 +332,7 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
             bytesIn += clientHead.Length;
             ev.Status = status;
 
-            if (status == 101 && upgrade)
+            if (status == 101)
             {
                 await ClientStream.FlushAsync(cancellationToken);
                 ev.Protocol = tls ? "wss" : "ws";
@@ -333,11 +402,31 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
             state.Audit.Net("net.http", true, ev);
             if (!responded)
             {
-                await RespondAsync(502, new { error = "upstream failure", detail = ex.Message, host }, close: true, cancellationToken);
+                await RespondAsync(502, new { error = "upstream failure", detail = ex.Message, host }, close: true, deny: false, cancellationToken);
             }
 
             return false;
         }
+    }
+
+    /// <summary>
+    /// The origin form (path and query) of an absolute-form target whose authority names exactly
+    /// the connection's destination; null otherwise (userinfo, another host, an IPv6 literal).
+    /// Parsed by hand: <see cref="Uri"/> would normalise the path (dot segments, backslashes) before
+    /// the rules see it.
+    /// </summary>
+    private string? OriginForm(string target)
+    {
+        var rest = target[(target.IndexOf("://", StringComparison.Ordinal) + 3)..];
+        var end = rest.AsSpan().IndexOfAny('/', '?', '#');
+        var authority = end < 0 ? rest : rest[..end];
+        if (authority.Length == 0 || authority.Contains('@', StringComparison.Ordinal) || !HostMatches(authority))
+        {
+            return null;
+        }
+
+        var path = end < 0 ? "/" : rest[end..];
+        return path.StartsWith('?') ? "/" + path : path;
     }
 
     private bool HostMatches(string hostHeader)
@@ -395,81 +484,6 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
         _upstreamSocket = null;
     }
 
-    /// <summary>A refused request: audited, answered 4xx with a JSON body naming the decision; the body is drained so the connection can go on.</summary>
-    private async Task<bool> DenyAsync(NetEvent ev, int status, string reason, string rule, (bool Chunked, long Length)? body, bool close, CancellationToken cancellationToken)
-    {
-        Interlocked.Increment(ref state.Counters.Denied);
-        ev.Status = status;
-        ev.Rule = rule;
-        ev.Error = reason;
-        if (!state.Audit.Net("net.http", false, ev))
-        {
-            return false;
-        }
-
-        close |= !await DrainAsync(body, cancellationToken);
-        await RespondAsync(status, new { error = "egress denied", decision = "deny", reason, rule, host, method = ev.Method, path = ev.Path }, close, cancellationToken);
-        return !close;
-    }
-
-    /// <summary>An allowed request that could not be completed (upstream, secret): 502, audited as an error.</summary>
-    private async Task<bool> FailAsync(NetEvent ev, int status, string reason, (bool Chunked, long Length)? body, CancellationToken cancellationToken)
-    {
-        ev.Status = status;
-        ev.Error = reason;
-        if (!state.Audit.Net("net.http", true, ev))
-        {
-            return false;
-        }
-
-        await DrainAsync(body, cancellationToken);
-        await RespondAsync(status, new { error = "upstream failure", detail = reason, host }, close: true, cancellationToken);
-        return false;
-    }
-
-    private async Task<bool> DrainAsync((bool Chunked, long Length)? body, CancellationToken cancellationToken)
-    {
-        if (body is not { } b)
-        {
-            return true;
-        }
-
-        try
-        {
-            if (b.Chunked)
-            {
-                return false; // unknown size: end the connection instead of reading it all
-            }
-
-            if (b.Length > MaxDrain)
-            {
-                return false;
-            }
-
-            await client.CopyExactlyAsync(b.Length, Stream.Null, null, cancellationToken);
-            return true;
-        }
-        catch (Exception ex) when (ex is IOException or HttpMessageException)
-        {
-            return false;
-        }
-    }
-
-    private async Task RespondAsync(int status, object payload, bool close, CancellationToken cancellationToken)
-    {
-        try
-        {
-            var json = JsonSerializer.SerializeToUtf8Bytes(payload, ErrorJson);
-            var head = $"HTTP/1.1 {status} {Reason(status)}\r\nContent-Type: application/json\r\nContent-Length: {json.Length}\r\nX-Hive-Egress: {(status is 403 or 405 ? "deny" : "error")}\r\nConnection: {(close ? "close" : "keep-alive")}\r\n\r\n";
-            await ClientStream.WriteAsync(Encoding.ASCII.GetBytes(head), cancellationToken);
-            await ClientStream.WriteAsync(json, cancellationToken);
-            await ClientStream.FlushAsync(cancellationToken);
-        }
-        catch (Exception ex) when (ex is IOException or ObjectDisposedException or OperationCanceledException)
-        {
-        }
-    }
-
     private void RedactHeaders(HttpHead response)
     {
         var secrets = state.Secrets.KnownValues;
@@ -519,23 +533,9 @@ internal sealed class HttpSession(ProxyState state, string host, int port, bool 
         }
     }
 
-    /// <summary>Error bodies are read by people and agents: no \u0027-style escapes (the body is JSON, never HTML).</summary>
-    private static readonly JsonSerializerOptions ErrorJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-
     private static long Elapsed(long started) => (long)Stopwatch.GetElapsedTime(started).TotalMicroseconds;
 
     private static string Short(string s) => s.Length <= 200 ? s : s[..200] + "…";
-
-    private static string Reason(int status) => status switch
-    {
-        400 => "Bad Request",
-        403 => "Forbidden",
-        405 => "Method Not Allowed",
-        431 => "Request Header Fields Too Large",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        _ => "Error",
-    };
 
     public async ValueTask DisposeAsync() => await CloseUpstreamAsync();
 }

@@ -69,9 +69,19 @@ internal sealed class Interceptor(ProxyState state, IPEndPoint endpoint)
             var peer = state.Peers.Resolve(host);
             if (peer is not null)
             {
+                // A peer is reached only on the ports it exposes to the group: everything else it
+                // listens on (its agent's own servers included) stays its own.
                 ev.Rule = $"network shared: group {state.Config.Group}";
+                if (!peer.Expose.Contains(original.Port))
+                {
+                    ev.Error = $"port {original.Port} of {peer.Name} is not exposed to the group ({(peer.Expose.Count == 0 ? "it exposes no ports" : "it exposes " + string.Join(", ", peer.Expose))})";
+                    Deny(ev);
+                    return;
+                }
+
+                ev.Rule += $", exposed port {original.Port}";
                 keepSocket = true;
-                await RelayRawAsync(client, new IPEndPoint(peer, original.Port), ev, [], stop);
+                await RelayRawAsync(client, new IPEndPoint(peer.Address, original.Port), ev, [], stop);
                 return;
             }
 
@@ -264,6 +274,14 @@ internal sealed class Interceptor(ProxyState state, IPEndPoint endpoint)
                 await upstream.ConnectAsync(peerOrNone, timeout.Token);
                 ev.Ip = peerOrNone.Address.ToString();
             }
+        }
+        catch (UpstreamRefusedException ex)
+        {
+            ev.Error = ex.Message;
+            ev.Rule = "upstream address";
+            Deny(ev);
+            Reset(client);
+            return;
         }
         catch (Exception ex) when (ex is UpstreamException or SocketException or OperationCanceledException)
         {

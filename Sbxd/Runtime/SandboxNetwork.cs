@@ -97,6 +97,8 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
         public string NatChain => "HIVE-N" + Id;
 
         public string FilterChain => "HIVE-I" + Id;
+
+        public string OutputChain => "HIVE-O" + Id;
     }
 
     private string Tag => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Path.GetFullPath(LeasesDir))))[..4];
@@ -157,7 +159,15 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
     private void WriteLease(string file, int index, uint network)
     {
         var lease = Make(index, network);
-        var json = new JsonObject { ["name"] = layout.Name, ["group"] = layout.Spec.Network == NetworkMode.Shared ? layout.Spec.NetworkGroup : string.Empty, ["ip"] = lease.SandboxIp.ToString() };
+        var shared = layout.Spec.Network == NetworkMode.Shared;
+        var expose = new JsonArray();
+        foreach (var port in shared ? layout.Spec.Expose : [])
+        {
+            expose.Add((int)port);
+        }
+
+        // Peers' proxies read "group" and "expose" from here: a member is reached only on these ports.
+        var json = new JsonObject { ["name"] = layout.Name, ["group"] = shared ? layout.Spec.NetworkGroup : string.Empty, ["ip"] = lease.SandboxIp.ToString(), ["expose"] = expose };
         File.WriteAllText(file + ".tmp", json.ToJsonString());
         File.Move(file + ".tmp", file, overwrite: true);
     }
@@ -290,6 +300,10 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
         // nat: DNS to the resolver, every other TCP connection to the proxy (original destination kept for SO_ORIGINAL_DST).
         // filter: from the sandbox only the proxy and the resolver on the host end, and replies to
         // connections the host made (the proxy reaching a shared-group peer); nothing else, no forwarding.
+        // Toward the sandbox (OUTPUT on its link): replies, and new connections only to the ports it
+        // exposes to its group — so no process on the host reaches the sandbox's other servers
+        // directly either; peers come through their proxy, ingress through the agent's socket.
+        var exposed = string.Concat((layout.Spec.Network == NetworkMode.Shared ? layout.Spec.Expose : []).Select(p => $"-A {lease.OutputChain} -p tcp --dport {p} -j ACCEPT\n"));
         var rules = $"""
             *nat
             :{lease.NatChain} - [0:0]
@@ -304,7 +318,11 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
             -A {lease.FilterChain} -d {host}/32 -p tcp --dport {dns} -j ACCEPT
             -A {lease.FilterChain} -m conntrack --ctstate ESTABLISHED -j ACCEPT
             -A {lease.FilterChain} -j DROP
-            {await JumpIfMissing([], "INPUT", $"-i {link} -j {lease.FilterChain}")}{await JumpIfMissing([], "FORWARD", $"-i {link} -j DROP")}{await JumpIfMissing([], "FORWARD", $"-o {link} -j DROP")}COMMIT
+            :{lease.OutputChain} - [0:0]
+            -A {lease.OutputChain} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+            {exposed}-A {lease.OutputChain} -p tcp -j REJECT --reject-with tcp-reset
+            -A {lease.OutputChain} -j DROP
+            {await JumpIfMissing([], "OUTPUT", $"-o {link} -j {lease.OutputChain}")}{await JumpIfMissing([], "INPUT", $"-i {link} -j {lease.FilterChain}")}{await JumpIfMissing([], "FORWARD", $"-i {link} -j DROP")}{await JumpIfMissing([], "FORWARD", $"-o {link} -j DROP")}COMMIT
 
             """;
         var file = Path.Combine(NetDir, "iptables.rules");
@@ -328,9 +346,10 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
 
         await DeleteAll(["-t", "nat"], "PREROUTING", ["-i", lease.HostLink, "-j", lease.NatChain]);
         await DeleteAll([], "INPUT", ["-i", lease.HostLink, "-j", lease.FilterChain]);
+        await DeleteAll([], "OUTPUT", ["-o", lease.HostLink, "-j", lease.OutputChain]);
         await DeleteAll([], "FORWARD", ["-i", lease.HostLink, "-j", "DROP"]);
         await DeleteAll([], "FORWARD", ["-o", lease.HostLink, "-j", "DROP"]);
-        foreach (var (table, chain) in new[] { (new[] { "-t", "nat" }, lease.NatChain), (Array.Empty<string>(), lease.FilterChain) })
+        foreach (var (table, chain) in new[] { (new[] { "-t", "nat" }, lease.NatChain), (Array.Empty<string>(), lease.FilterChain), (Array.Empty<string>(), lease.OutputChain) })
         {
             if ((await IptablesAsync(cancellationToken, [.. table, "-L", chain, "-n"])).Ok)
             {
@@ -381,6 +400,8 @@ internal sealed partial class SandboxNetwork(SandboxLayout layout, ILogger logge
             ["resolve"] = resolve,
             ["upstream_ca_file"] = layout.Spec.UpstreamCaFile,
             ["synthetic_pool"] = layout.Spec.SyntheticPool.Length > 0 ? layout.Spec.SyntheticPool : DefaultSyntheticPool,
+            ["net_pool"] = Pool,
+            ["allow_cidrs"] = new JsonArray([.. layout.Spec.EgressAllowCidrs.Select(c => (JsonNode?)JsonValue.Create(c))]),
             ["names_file"] = Path.Combine(NetDir, "names"),
             ["group"] = layout.Spec.Network == NetworkMode.Shared ? layout.Spec.NetworkGroup : string.Empty,
             ["leases_dir"] = LeasesDir,

@@ -73,6 +73,15 @@ public sealed class ConfigTests
     [TestCase("""{"network": "shared", "group": "g1"}""", true)]
     [TestCase("""{"network": "isolated", "group": "g1"}""", false)]
     [TestCase("""{"network": "bridge"}""", false)]
+    [TestCase("""{"network": "shared", "expose": [8080, 5432]}""", true)]
+    [TestCase("""{"network": "shared", "expose": []}""", true)]
+    [TestCase("""{"network": "shared", "expose": [0]}""", false)]
+    [TestCase("""{"network": "shared", "expose": [65536]}""", false)]
+    [TestCase("""{"network": "shared", "expose": [-1]}""", false)]
+    [TestCase("""{"network": "shared", "expose": ["8080"]}""", false)]
+    [TestCase("""{"network": "shared", "expose": [80.5]}""", false)]
+    [TestCase("""{"network": "isolated", "expose": [8080]}""", false)]
+    [TestCase("""{"expose": [8080]}""", false)]
     [TestCase("""{"egress": {"allow": [{"host": "api.github.com", "methods": ["GET"], "paths": ["/repos/**"]}, {"host": "*.pypi.org"}]}}""", true)]
     [TestCase("""{"egress": {"allow": []}}""", true)]
     [TestCase("""{"network": "none", "egress": {"allow": []}}""", false)]
@@ -150,5 +159,17 @@ public sealed class ConfigTests
         var other = Parse("""{"memory": "1g", "pids": 64}""");
         var diffs = SandboxConfigValidator.Differences(other, SandboxConfigValidator.Validate(other, "x", HostMemory, 2), existing);
         Assert.That(diffs, Has.Count.EqualTo(2));
+    }
+
+    [Test]
+    public void Exposed_ports_are_kept_in_order_without_duplicates_and_compared_on_get_or_create()
+    {
+        var request = Parse("""{"name": "a", "network": "shared", "expose": [8080, 22, 8080]}""");
+        var config = SandboxConfigValidator.Validate(request, null, HostMemory, 2);
+        Assert.That(config.Expose, Is.EqualTo(new[] { 8080, 22 }));
+        var other = SandboxConfigValidator.Validate(Parse("""{"name": "a", "network": "shared", "expose": [8080]}"""), null, HostMemory, 2);
+        Assert.That(SandboxConfigValidator.Differences(request, config, other), Has.Some.Contains("expose"));
+        var view = SandboxViews.Detail(new Hive.Controller.Sandboxes.Store.SandboxRecord { Config = config, Status = "running", CreatedAt = DateTimeOffset.UnixEpoch, ExpiresAt = DateTimeOffset.UnixEpoch }, DateTimeOffset.UnixEpoch);
+        Assert.That(JsonSerializer.Serialize(view.Network, ApiJson.Options), Does.Contain("\"expose\":[8080,22]"));
     }
 }

@@ -59,9 +59,28 @@ public sealed class OptionsTests
         Assert.That((options!.NetPool, options.SyntheticPool), Is.EqualTo(("10.50.0.0/20", "10.51.0.0/16")));
         Assert.That(options.EgressResolve, Is.EquivalentTo(new Dictionary<string, string> { ["api.example.test"] = "127.0.0.1", ["db.test"] = "127.0.0.2" }));
 
-        (options, errors, _) = Parse(["--net-pool", "10.0.0.0/31", "--net-synthetic", "fd00::/64", "--egress-resolve", "bad name=1.2.3.4,x.test=::1", "--egress-ca", "/nonexistent/ca.pem"]);
+        (options, errors, _) = Parse(["--net-pool", "10.0.0.0/31", "--net-synthetic", "fd00::/64", "--egress-resolve", "bad name=1.2.3.4,x.test=not-an-ip", "--egress-ca", "/nonexistent/ca.pem"]);
         Assert.That(options, Is.Null);
         Assert.That(errors, Has.Count.EqualTo(5), string.Join("\n", errors));
+    }
+
+    [Test]
+    public void Egress_allow_cidrs_are_validated_at_start()
+    {
+        var (options, errors, _) = Parse(["--egress-allow-cidr", "127.0.0.1/32, 10.20.0.0/16,fd00::/8", "--egress-resolve", "v6.test=fd00::1,v4.test=10.20.0.5"]);
+        Assert.That(errors, Is.Empty);
+        Assert.That(options!.EgressAllowCidrs, Is.EqualTo(new[] { "127.0.0.1/32", "10.20.0.0/16", "fd00::/8" }));
+        Assert.That(options.EgressResolve["v6.test"], Is.EqualTo("fd00::1"));
+
+        (options, _, _) = Parse([], new() { ["HIVEBOX_EGRESS_ALLOW_CIDR"] = "192.168.0.0/16" });
+        Assert.That(options!.EgressAllowCidrs, Is.EqualTo(new[] { "192.168.0.0/16" }));
+        Assert.That(Parse([]).Options!.EgressAllowCidrs, Is.Empty, "nothing inward is allowed by default");
+
+        (options, errors, _) = Parse(["--egress-allow-cidr", "10.1.2.3/8,nonsense,10.0.0.0/40"]);
+        Assert.That(options, Is.Null);
+        Assert.That(errors, Has.Count.EqualTo(3), string.Join("\n", errors));
+        Assert.That(errors[0], Does.StartWith("--egress-allow-cidr: '10.1.2.3/8' has bits set beyond its /8 prefix"));
+        Assert.That(errors[1], Does.StartWith("--egress-allow-cidr: 'nonsense' is not a CIDR"));
     }
 
     [Test]

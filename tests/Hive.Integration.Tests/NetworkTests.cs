@@ -12,7 +12,8 @@ namespace Hive.Integration.Tests;
 /// Network isolated/shared end to end: real sandboxes whose every connection goes through SbxProxy.
 /// Upstreams are servers this fixture runs on 127.0.0.1 (HTTP, HTTPS with the fixture's own CA,
 /// fake LLM APIs, WebSocket, raw TCP); the Controller maps the test names to them with
-/// --egress-resolve and trusts the fixture's CA with --egress-ca. Nothing leaves the host.
+/// --egress-resolve, allows that one loopback address with --egress-allow-cidr (mapped names are
+/// checked like any other) and trusts the fixture's CA with --egress-ca. Nothing leaves the host.
 /// </summary>
 [TestFixture]
 [CancelAfter(900_000)]
@@ -20,8 +21,7 @@ public sealed class NetworkTests
 {
     private static readonly string[] TestNames = ["nosan.test", "api.test", "api2.test", "files.pypi.test", "a.b.pypi.test", "pypi.test", "bad.pypi.test", "raw.test", "llm.test", "ws.test", "other.test"];
     private readonly string _secret = "sk-hive-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
-    private string _dir = null!;
-    private Process? _upstream;
+    private EgressUpstream _upstream = null!;
     private int _http;
     private int _https;
     private int _raw;
@@ -30,21 +30,13 @@ public sealed class NetworkTests
     [OneTimeSetUp]
     public async Task StartAsync()
     {
-        _dir = Directory.CreateTempSubdirectory("hive-net-").FullName;
-        WriteUpstreamCertificates(_dir);
-        var start = new ProcessStartInfo("python3") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "Resources", "egress_upstream.py"), Path.Combine(_dir, "leaf.pem"), Path.Combine(_dir, "leaf.key"), _secret })
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        _upstream = Process.Start(start)!;
-        var ports = JsonDocument.Parse(await _upstream.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(20)) ?? "{}").RootElement;
-        (_http, _https, _raw) = (ports.GetProperty("http").GetInt32(), ports.GetProperty("https").GetInt32(), ports.GetProperty("raw").GetInt32());
+        _upstream = await EgressUpstream.StartAsync(TestNames.Where(n => n != "nosan.test"), _secret);
+        (_http, _https, _raw) = (_upstream.Http, _upstream.Https, _upstream.Raw);
         _controller = await ControllerProcess.StartAsync(
             null, null,
-            "--egress-ca", Path.Combine(_dir, "ca.pem"),
-            "--egress-resolve", string.Join(',', TestNames.Select(n => n + "=127.0.0.1")));
+            "--egress-ca", _upstream.CaFile,
+            "--egress-resolve", string.Join(',', TestNames.Select(n => n + "=127.0.0.1")),
+            "--egress-allow-cidr", "127.0.0.1/32");
     }
 
     [OneTimeTearDown]
@@ -55,38 +47,10 @@ public sealed class NetworkTests
             await _controller.DisposeAsync();
         }
 
-        if (_upstream is { HasExited: false })
+        if (_upstream is not null)
         {
-            _upstream.Kill();
-            await _upstream.WaitForExitAsync();
+            await _upstream.DisposeAsync();
         }
-
-        _upstream?.Dispose();
-        Directory.Delete(_dir, recursive: true);
-    }
-
-    /// <summary>The fixture's upstream CA and one leaf for every test name (ECDSA P-256).</summary>
-    private static void WriteUpstreamCertificates(string dir)
-    {
-        using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var caRequest = new CertificateRequest("CN=hive test upstream CA", caKey, HashAlgorithmName.SHA256);
-        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
-        caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign, true));
-        using var ca = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(2));
-        using var leafKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var leafRequest = new CertificateRequest("CN=api.test", leafKey, HashAlgorithmName.SHA256);
-        var san = new SubjectAlternativeNameBuilder();
-        foreach (var name in TestNames.Where(n => n != "nosan.test"))
-        {
-            san.AddDnsName(name);
-        }
-
-        leafRequest.CertificateExtensions.Add(san.Build());
-        leafRequest.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
-        using var leaf = leafRequest.Create(ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1), [1, 2, 3, 4]);
-        File.WriteAllText(Path.Combine(dir, "ca.pem"), ca.ExportCertificatePem());
-        File.WriteAllText(Path.Combine(dir, "leaf.pem"), leaf.ExportCertificatePem());
-        File.WriteAllText(Path.Combine(dir, "leaf.key"), leafKey.ExportPkcs8PrivateKeyPem());
     }
 
     private async Task<string> ShAsync(string name, string script, int expectExit = 0)
@@ -152,7 +116,7 @@ public sealed class NetworkTests
             },
         });
         Assert.That(created.GetProperty("network").GetProperty("mode").GetString(), Is.EqualTo("isolated"));
-        Assert.That(created.GetProperty("network").GetProperty("ip").GetString(), Does.StartWith("10.213."));
+        Assert.That(NetPools.InPool(created.GetProperty("network").GetProperty("ip").GetString()!), Is.True, "an address of the --net-pool");
         var link = HostLinkOf(created);
         try
         {
@@ -279,7 +243,7 @@ public sealed class NetworkTests
                 """);
             Assert.That(output, Does.Contain("raw hello from raw ABC"));
             Assert.That(output, Does.Contain("unlisted refused").Or.Contain("unlisted b'closed'"));
-            var events = await _controller.WaitForEventsAsync(name, e => e.Any(x => x.GetProperty("kind").GetString() == "net.tcp") && e.Any(x => x.GetProperty("kind").GetString() == "net.connect"), kind: "net");
+            var events = await _controller.WaitForEventsAsync(name, e => e.Any(x => x.GetProperty("kind").GetString() == "net.tcp") && e.Any(x => x.GetProperty("kind").GetString() == "net.connect" && x.GetProperty("decision").GetString() == "deny"), kind: "net");
             var tcp = events.First(e => e.GetProperty("kind").GetString() == "net.tcp");
             Assert.That((tcp.GetProperty("host").GetString(), tcp.GetProperty("bytes_out").GetInt64(), tcp.GetProperty("bytes_in").GetInt64()), Is.EqualTo(("raw.test", 3L, 18L)));
             Assert.That(events.Any(e => e.GetProperty("kind").GetString() == "net.connect" && e.GetProperty("decision").GetString() == "deny" && e.GetProperty("host").GetString() == "api.test"
@@ -392,13 +356,19 @@ public sealed class NetworkTests
     public async Task Secrets_are_injected_on_the_host_and_never_seen_by_the_sandbox()
     {
         var name = Names.Unique("net");
-        using (var put = await _controller.Http.PutAsJsonAsync("/api/v1/secrets/tok", new { value = _secret }))
+        // allow_http: the second request below goes over plain HTTP (TLS-only secrets are the attack suite's).
+        using (var put = await _controller.Http.PutAsJsonAsync("/api/v1/secrets/tok", new { value = _secret, hosts = new[] { "api.test" }, allow_http = true }))
+        {
+            Assert.That((int)put.StatusCode, Is.EqualTo(201), await put.Content.ReadAsStringAsync());
+        }
+
+        using (var put = await _controller.Http.PutAsJsonAsync("/api/v1/secrets/gone", new { value = "gone-" + _secret, hosts = new[] { "api2.test" } }))
         {
             Assert.That((int)put.StatusCode, Is.EqualTo(201), await put.Content.ReadAsStringAsync());
         }
 
         var listed = await _controller.Http.GetStringAsync("/api/v1/secrets");
-        Assert.That(listed, Does.Contain("\"tok\"").And.Not.Contain(_secret));
+        Assert.That(listed, Does.Contain("\"tok\"").And.Contain("\"hosts\":[\"api.test\"]").And.Not.Contain(_secret));
         await _controller.CreateAsync(new
         {
             name,
@@ -407,10 +377,15 @@ public sealed class NetworkTests
                 allow = new object[]
                 {
                     new { host = "api.test", inject = new { headers = new Dictionary<string, string> { ["Authorization"] = "Bearer ${secret:tok}" }, query = new Dictionary<string, string> { ["key"] = "${secret:tok}" } } },
-                    new { host = "api2.test", inject = new { headers = new Dictionary<string, string> { ["Authorization"] = "Bearer ${secret:missing}" } } },
+                    new { host = "api2.test", inject = new { headers = new Dictionary<string, string> { ["Authorization"] = "Bearer ${secret:gone}" } } },
                 },
             },
         });
+        using (var delete = await _controller.Http.DeleteAsync("/api/v1/secrets/gone"))
+        {
+            Assert.That((int)delete.StatusCode, Is.EqualTo(200), "a secret deleted after the rule was made");
+        }
+
         try
         {
             var half = _secret.Length / 2;
@@ -435,7 +410,7 @@ public sealed class NetworkTests
                 Assert.That(second.RootElement.GetProperty("authorized").GetBoolean(), Is.True, "the rule's value replaces the agent's header");
             }
 
-            Assert.That(lines[2], Does.Contain("secret 'missing'").And.EndWith(" 502"));
+            Assert.That(lines[2], Does.Contain("secret 'gone'").And.Contain("not set").And.EndWith(" 502"));
             Assert.That(lines[3], Is.EqualTo("0"));
             Assert.That(lines[4], Is.EqualTo("0"));
             Assert.That(output, Does.Not.Contain(_secret));
@@ -460,10 +435,13 @@ public sealed class NetworkTests
     {
         var name = Names.Unique("net");
         var env = new Dictionary<string, string> { ["HIVEBOX_API_URL"] = _controller.BaseAddress.ToString().TrimEnd('/') };
-        var set = await Host.RunWithEnvAsync("/bin/sh", ["-c", "printf '%s\n' \"$V\" | \"$0\" secrets set cli-tok", Paths.Cli], "/", TimeSpan.FromSeconds(60), new(env) { ["V"] = _secret });
+        var set = await Host.RunWithEnvAsync("/bin/sh", ["-c", "printf '%s\n' \"$V\" | \"$0\" secrets set cli-tok --host api.test", Paths.Cli], "/", TimeSpan.FromSeconds(60), new(env) { ["V"] = _secret });
         Assert.That(set.Code, Is.EqualTo(0), set.Output);
         var listed = await Host.RunWithEnvAsync(Paths.Cli, ["secrets", "ls"], "/", TimeSpan.FromSeconds(60), env);
-        Assert.That(listed.Stdout, Does.Contain("cli-tok").And.Not.Contain(_secret));
+        Assert.That(listed.Stdout, Does.Contain("cli-tok").And.Contain("hosts api.test (TLS only)").And.Not.Contain(_secret));
+        var unbound = await Host.RunWithEnvAsync("/bin/sh", ["-c", "echo value-1234 | \"$0\" secrets set cli-nohost", Paths.Cli], "/", TimeSpan.FromSeconds(60), env);
+        Assert.That(unbound.Code, Is.Not.EqualTo(0), "--host is required");
+        Assert.That(unbound.Output, Does.Contain("--host"));
         const string egress = """{"allow": [{"host": "api.test", "inject": {"headers": {"Authorization": "Bearer ${secret:cli-tok}"}}}]}""";
         var created = await Host.RunWithEnvAsync(Paths.Cli, ["create", name, "--egress", egress, "--json"], "/", TimeSpan.FromSeconds(120), env);
         Assert.That(created.Code, Is.EqualTo(0), created.Output);
@@ -478,7 +456,7 @@ public sealed class NetworkTests
             Assert.That(exec.Stdout, Does.Contain("\"authorized\": true"), exec.Output);
             await _controller.WaitForEventsAsync(name, e => e.Count >= 1, kind: "net.http");
             var events = await Host.RunWithEnvAsync(Paths.Cli, ["events", name, "--kind", "net"], "/", TimeSpan.FromSeconds(60), env);
-            Assert.That(events.Stdout, Does.Match(@"net\.dns allow A api\.test -> 10\.214\.\d+\.\d+ \[allow\[0\] api\.test\]"), events.Output);
+            Assert.That(events.Stdout, Does.Match(@"net\.dns allow A api\.test -> \d+\.\d+\.\d+\.\d+ \[allow\[0\] api\.test\]"), events.Output);
             Assert.That(events.Stdout, Does.Contain($"net.connect allow tls api.test:{_https} [allow[0] api.test]"));
             Assert.That(events.Stdout, Does.Contain($"net.http allow GET https://api.test:{_https}/cli 200 ("));
             Assert.That(events.Stdout, Does.Not.Contain(_secret));
@@ -714,13 +692,14 @@ public sealed class NetworkTests
         var b = Names.Unique("sh");
         var c = Names.Unique("sh");
         var d = Names.Unique("iso");
-        var createdA = await _controller.CreateAsync(new { name = a, network = "shared", group = "g1" });
+        var createdA = await _controller.CreateAsync(new { name = a, network = "shared", group = "g1", expose = new[] { 8000 } });
         await _controller.CreateAsync(new { name = b, network = "shared", group = "g1" });
         await _controller.CreateAsync(new { name = c, network = "shared", group = "g2" });
         var createdD = await _controller.CreateAsync(new { name = d, network = "isolated" });
         try
         {
             Assert.That(createdA.GetProperty("network").GetProperty("group").GetString(), Is.EqualTo("g1"));
+            Assert.That(createdA.GetProperty("network").GetProperty("expose").EnumerateArray().Select(p => p.GetInt32()), Is.EqualTo(new[] { 8000 }));
             await ShAsync(a, "(setsid python3 -m http.server 8000 >/dev/null 2>&1 &); for i in $(seq 50); do (echo > /dev/tcp/127.0.0.1/8000) 2>/dev/null && break; sleep 0.1; done");
             var ipA = createdA.GetProperty("network").GetProperty("ip").GetString();
             var fromB = await CurlAsync(b, ("peer", $"http://{a}.hive:8000/"), ("direct", $"http://{ipA}:8000/"));

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
 using Hive.Client;
 
 namespace Hive.Integration.Tests;
@@ -20,6 +21,32 @@ public sealed class SdkTests : SharedControllerFixture
     protected override string? ApiKey => Key;
 
     private HiveClient Client() => new(new HiveClientOptions { Url = Controller.BaseAddress.ToString(), ApiKey = Key });
+
+    [Test]
+    public async Task Csharp_secrets_are_bound_to_hosts_and_never_come_back()
+    {
+        using var hive = Client();
+        var name = "cs-sdk-" + Guid.NewGuid().ToString("N")[..8];
+        var value = "sk-sdk-" + Guid.NewGuid().ToString("N");
+        try
+        {
+            var stored = await hive.SetSecretAsync(name, value, ["api.example.test", "*.openai.test"]);
+            Assert.That((stored.Name, stored.AllowHttp, stored.Error), Is.EqualTo((name, false, (string?)null)));
+            Assert.That(stored.Hosts, Is.EqualTo(new[] { "api.example.test", "*.openai.test" }));
+            var rebound = await hive.SetSecretAsync(name, null, ["api.example.test"], allowHttp: true);
+            Assert.That((rebound.Hosts.Single(), rebound.AllowHttp), Is.EqualTo(("api.example.test", true)));
+            var listed = (await hive.ListSecretsAsync()).Single(s => s.Name == name);
+            Assert.That(listed.Hosts, Is.EqualTo(new[] { "api.example.test" }));
+            Assert.That(JsonSerializer.Serialize(await hive.ListSecretsAsync()), Does.Not.Contain(value));
+            var bad = Assert.ThrowsAsync<HiveApiException>(() => hive.SetSecretAsync(name + "-x", value, []))!;
+            Assert.That(bad.Status, Is.EqualTo(400));
+            Assert.That(bad.Message, Does.Contain("hosts"));
+        }
+        finally
+        {
+            await hive.DeleteSecretAsync(name);
+        }
+    }
 
     [Test]
     public async Task Csharp_get_or_create_exec_streams_files_events_destroy_and_errors()
@@ -152,7 +179,7 @@ public sealed class SdkTests : SharedControllerFixture
         await NpmAsync(dir, "run", "build");
         var test = await Host.RunWithEnvAsync("npm", ["test"], dir, TimeSpan.FromMinutes(5), new() { ["HIVE_URL"] = Controller.BaseAddress.ToString(), ["HIVEBOX_API_KEY"] = Key });
         Assert.That(test.Code, Is.Zero, test.Output);
-        Assert.That(test.Output, Does.Contain("ℹ pass 7").And.Contain("ℹ fail 0"));
+        Assert.That(test.Output, Does.Contain("ℹ pass 8").And.Contain("ℹ fail 0"));
 
         // npm pack produces a package that installs into another project and imports by name.
         var project = Directory.CreateTempSubdirectory("hive-npm-install-").FullName;

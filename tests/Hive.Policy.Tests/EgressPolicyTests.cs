@@ -80,7 +80,27 @@ public sealed class EgressPolicyTests
 
     [TestCase("/repos/a", "/repos/a")]
     [TestCase("/repos/%61", "/repos/a")]
-    [TestCase("/a%20b", "/a%20b")]
+    [TestCase("/a%20b", "/a b")]
+    [TestCase("/a%3Ab", "/a:b")]
+    [TestCase("/caf%C3%A9", "/café")]
+    [TestCase("/a;v=1/b", "/a;v=1/b")]
+    [TestCase("/public/..;/admin", null)]
+    [TestCase("/public/.;x/admin", null)]
+    [TestCase("/public/;x/admin", null)]
+    [TestCase("/public/x/;", null)]
+    [TestCase("/public/%2E%2E/admin", null)]
+    [TestCase("/public/%2e/admin", null)]
+    [TestCase("/a%3bb", null)]
+    [TestCase("/a%5cb", null)]
+    [TestCase("/a%25%32%65", null)]
+    [TestCase("/a%00", null)]
+    [TestCase("/a%0a", null)]
+    [TestCase("/%c0%ae%c0%ae/admin", null)] // overlong UTF-8 for "..": not UTF-8
+    [TestCase("/%e0%80%af", null)] // overlong '/'
+    [TestCase("/admin#x", null)]
+    [TestCase("/a b", null)]
+    [TestCase("/caf\u00e9", null)]
+    [TestCase("//admin", null)]
     [TestCase("/repos/../admin", null)]
     [TestCase("/repos/./a", null)]
     [TestCase("/repos//a", null)]
@@ -111,5 +131,41 @@ public sealed class EgressPolicyTests
         Assert.That(EgressPolicy.IsValidHostName(new string('a', 64) + ".com"), Is.False);
         Assert.That(EgressPolicy.IsValidHostName("a_b.com"), Is.False);
         Assert.That(EgressPolicy.IsValidHostName(""), Is.False);
+    }
+
+    private static readonly EgressPolicy Paths = EgressPolicy.Parse("""
+        {
+          "deny": [{"host": "api.test", "paths": ["/admin/**", "/Internal/*"]}],
+          "allow": [{"host": "api.test", "paths": ["/public/**", "/admin/**", "/Internal/**", "/files/*"]}]
+        }
+        """);
+
+    [TestCase("/public/a", true)]
+    [TestCase("/admin/x", false)]
+    [TestCase("/ADMIN/x", false)] // deny rules match case-insensitively
+    [TestCase("/Admin", false)]
+    [TestCase("/%61dmin/x", false)] // decoded before matching
+    [TestCase("/%41DMIN/x", false)]
+    [TestCase("/admin;jsessionid=1/x", false)] // parameters dropped by some servers: deny sees that reading too
+    [TestCase("/ADMIN;x/y", false)]
+    [TestCase("/internal/x", false)]
+    [TestCase("/public/..;/admin", false)] // refused: a dot segment before ';'
+    [TestCase("/public/%2e%2e/admin", false)]
+    [TestCase("/public//admin", false)]
+    [TestCase("/public\\..\\admin", false)]
+    [TestCase("/PUBLIC/a", false)] // allow rules match exactly
+    [TestCase("/files/a;b", true)] // both readings ("/files/a;b", "/files/a") inside the rule
+    [TestCase("/files/a;b/c", false)] // "/files/a/c" is outside
+    public void Path_readings_cannot_pass_a_deny_rule_or_leave_an_allow_rule(string path, bool allowed)
+    {
+        var decision = Paths.DecideRequest("api.test", 443, "GET", path);
+        Assert.That(decision.Allowed, Is.EqualTo(allowed), decision.Rule);
+    }
+
+    [Test]
+    public void Rules_injecting_secrets_are_listed_per_rule()
+    {
+        Assert.That(Policy.SecretUses().Select(u => (u.Rule.Host, u.Secret)), Is.EquivalentTo(new[] { ("api.openai.com", "openai"), ("api.openai.com", "key") }));
+        Assert.That(EgressPolicy.SecretNamesIn("a ${secret:x} b ${secret:y.z}"), Is.EqualTo(new[] { "x", "y.z" }));
     }
 }

@@ -99,7 +99,7 @@ public sealed class ParserTests
     }
 
     [Test]
-    public async Task ChunkedBodiesAreCopiedExactly()
+    public async Task ChunkedBodiesAreCopiedCanonically()
     {
         var body = "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\nNEXT"u8.ToArray();
         var reader = new HttpReader(new MemoryStream(body));
@@ -107,8 +107,9 @@ public sealed class ParserTests
         var payload = new MemoryStream();
         var written = await reader.CopyChunkedAsync(output, d => payload.Write(d), CancellationToken.None);
         Assert.That(Encoding.ASCII.GetString(payload.ToArray()), Is.EqualTo("hello world"));
-        Assert.That(output.ToArray(), Is.EqualTo(body[..^4]));
-        Assert.That(written, Is.EqualTo(body.Length - 4));
+        var canonical = "5\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"u8.ToArray(); // the extension is dropped
+        Assert.That(output.ToArray(), Is.EqualTo(canonical));
+        Assert.That(written, Is.EqualTo(canonical.Length));
         var rest = new byte[4];
         Assert.That(await reader.ReadAsync(rest, CancellationToken.None), Is.EqualTo(4));
         Assert.That(rest, Is.EqualTo("NEXT"u8.ToArray()));

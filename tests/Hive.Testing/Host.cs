@@ -118,7 +118,7 @@ public static class Host
             foreach (var table in new[] { "filter", "nat" })
             {
                 var (_, rules, _) = await RunAsync("iptables", "-w", "5", "-t", table, "-S");
-                found.AddRange(rules.Split('\n').Where(r => r.Contains(hostLink, StringComparison.Ordinal) || r.Contains("HIVE-N" + hostLink[2..], StringComparison.Ordinal) || r.Contains("HIVE-I" + hostLink[2..], StringComparison.Ordinal)).Select(r => $"iptables {table}: {r}"));
+                found.AddRange(rules.Split('\n').Where(r => r.Contains(hostLink, StringComparison.Ordinal) || r.Contains("HIVE-N" + hostLink[2..], StringComparison.Ordinal) || r.Contains("HIVE-I" + hostLink[2..], StringComparison.Ordinal) || r.Contains("HIVE-O" + hostLink[2..], StringComparison.Ordinal)).Select(r => $"iptables {table}: {r}"));
             }
         }
 

@@ -42,6 +42,9 @@ internal sealed record CreateSandboxRequest
 
     /// <summary>Network shared: sandboxes of the same group reach each other as &lt;name&gt;.hive. Default "default".</summary>
     public string? Group { get; init; }
+
+    /// <summary>Network shared: the ports the group's other members may connect to. Default none.</summary>
+    public List<long>? Expose { get; init; }
 }
 
 internal sealed record FsMountRequest

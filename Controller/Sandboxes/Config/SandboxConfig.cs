@@ -39,6 +39,9 @@ internal sealed record SandboxConfig
     /// <summary>Network shared: the group.</summary>
     public string? Group { get; init; }
 
+    /// <summary>Network shared: ports the group's other members may connect to (null = none).</summary>
+    public IReadOnlyList<int>? Expose { get; init; }
+
     public string Memory => MemorySize.Format(MemoryBytes);
 }
 

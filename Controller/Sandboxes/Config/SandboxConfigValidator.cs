@@ -127,6 +127,8 @@ internal static partial class SandboxConfigValidator
             }
         }
 
+        var expose = ValidateExpose(request.Expose, network, errors);
+
         if (request.CustomMcps is { ValueKind: not (JsonValueKind.Object or JsonValueKind.Null) })
         {
             errors.Add("custom_mcps must be an object");
@@ -160,7 +162,43 @@ internal static partial class SandboxConfigValidator
             Fs = fs,
             Egress = egress,
             Group = group,
+            Expose = expose,
         };
+    }
+
+    public const int MaxExposedPorts = 64;
+
+    /// <summary>
+    /// <c>expose</c>: the ports other members of a shared group may connect to (1-65535, at most 64,
+    /// duplicates dropped); null when none. Only network <c>shared</c> has peers to expose to.
+    /// </summary>
+    private static List<int>? ValidateExpose(List<long>? requested, string network, List<string> errors)
+    {
+        if (requested is null || requested.Count == 0)
+        {
+            return null;
+        }
+
+        if (network != "shared")
+        {
+            errors.Add("expose is only meaningful with network 'shared' (ports other members of the group may connect to)");
+            return null;
+        }
+
+        if (requested.Count > MaxExposedPorts)
+        {
+            errors.Add($"expose: at most {MaxExposedPorts} ports");
+            return null;
+        }
+
+        var bad = requested.Where(p => p is < 1 or > 65535).ToList();
+        if (bad.Count > 0)
+        {
+            errors.Add($"expose: {string.Join(", ", bad.Take(5))} {(bad.Count == 1 ? "is not a port number" : "are not port numbers")} (1-65535)");
+            return null;
+        }
+
+        return requested.Select(p => (int)p).Distinct().ToList();
     }
 
     /// <summary>Validates an egress policy; returns it as compact JSON (what SbxProxy gets).</summary>
@@ -198,6 +236,7 @@ internal static partial class SandboxConfigValidator
         Check(request.Timeout is not null, "timeout", requested.TimeoutSeconds, existing.TimeoutSeconds);
         Check(request.Egress is not null, "egress", requested.Egress ?? "(every host)", existing.Egress ?? "(every host)");
         Check(request.Group is not null, "group", requested.Group ?? "(none)", existing.Group ?? "(none)");
+        Check(request.Expose is not null, "expose", string.Join(",", requested.Expose ?? []), string.Join(",", existing.Expose ?? []));
         Check(request.Fs is not null, "fs", JsonSerializer.Serialize(requested.Fs), JsonSerializer.Serialize(existing.Fs));
         return diffs;
     }

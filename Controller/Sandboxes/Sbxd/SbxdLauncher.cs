@@ -122,6 +122,9 @@ internal sealed partial class SbxdLauncher(ControllerOptions options, ILogger<Sb
             {
                 spec.EgressResolve[host] = address;
             }
+
+            spec.EgressAllowCidrs.AddRange(options.EgressAllowCidrs);
+            spec.Expose.AddRange((config.Expose ?? []).Select(p => (uint)p));
         }
 
         spec.EventsDir = EventsDir(config.Name);

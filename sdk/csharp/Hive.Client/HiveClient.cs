@@ -67,6 +67,34 @@ public sealed class HiveClient : IDisposable
         return [.. list.GetProperty("sandboxes").EnumerateArray().Select(s => new Sandbox(this, s.Clone()))];
     }
 
+    /// <summary>
+    /// Stores a secret for egress <c>inject</c> rules (<c>${secret:NAME}</c>), bound to the hosts it may
+    /// be sent to; TLS only unless <paramref name="allowHttp"/>. A null <paramref name="value"/> keeps the
+    /// value of an existing secret and replaces only its hosts.
+    /// </summary>
+    public async Task<SecretInfo> SetSecretAsync(string name, string? value, IReadOnlyList<string> hosts, bool allowHttp = false, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(hosts);
+        var body = new Dictionary<string, object?> { ["hosts"] = hosts, ["allow_http"] = allowHttp };
+        if (value is not null)
+        {
+            body["value"] = value;
+        }
+
+        var stored = await SendJsonAsync(HttpMethod.Put, $"api/v1/secrets/{Uri.EscapeDataString(name)}", body, cancellationToken).ConfigureAwait(false);
+        return stored.Deserialize<SecretInfo>(Json)!;
+    }
+
+    /// <summary>Every secret's name and hosts (never values).</summary>
+    public async Task<IReadOnlyList<SecretInfo>> ListSecretsAsync(CancellationToken cancellationToken = default)
+    {
+        var list = await SendJsonAsync(HttpMethod.Get, "api/v1/secrets", null, cancellationToken).ConfigureAwait(false);
+        return list.GetProperty("secrets").Deserialize<List<SecretInfo>>(Json)!;
+    }
+
+    public async Task DeleteSecretAsync(string name, CancellationToken cancellationToken = default) =>
+        await SendJsonAsync(HttpMethod.Delete, $"api/v1/secrets/{Uri.EscapeDataString(name)}", null, cancellationToken).ConfigureAwait(false);
+
     public void Dispose() => _http.Dispose();
 
     internal async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, HttpCompletionOption completion, CancellationToken cancellationToken)

@@ -42,7 +42,17 @@ public sealed record SandboxConfig
 
     /// <summary>Network shared: sandboxes of one group reach each other as &lt;name&gt;.hive.</summary>
     public string? Group { get; init; }
+
+    /// <summary>Network shared: the ports the group's other members may connect to (&lt;name&gt;.hive:PORT). Default none.</summary>
+    public IReadOnlyList<int>? Expose { get; init; }
 }
+
+/// <summary>
+/// A secret as the API lists it — never its value: the hosts (names or globs) it may be sent to, and
+/// whether plain HTTP is acceptable. <see cref="Error"/> is set when it is never injected (stored
+/// before secrets were bound to hosts).
+/// </summary>
+public sealed record SecretInfo(string Name, string UpdatedAt, IReadOnlyList<string> Hosts, bool AllowHttp, string? Error = null);
 
 /// <summary>A sandbox's egress policy.</summary>
 public sealed record EgressPolicy

@@ -1,4 +1,4 @@
-import type { SandboxConfig, SandboxInfo } from "./types.js";
+import type { SandboxConfig, SandboxInfo, SecretInfo } from "./types.js";
 import { Http, type HiveOptions } from "./http.js";
 import { Sandbox } from "./sandbox.js";
 
@@ -36,5 +36,25 @@ export class Hive {
   async listSandboxes(): Promise<Sandbox[]> {
     const r = await this.#http.json<{ sandboxes: SandboxInfo[] }>("GET", "/api/v1/hiveboxes");
     return r.sandboxes.map((s) => new Sandbox(this.#http, s));
+  }
+
+  /**
+   * Stores a secret for egress `inject` rules (`${secret:NAME}`), bound to the hosts (names or
+   * globs) it may be sent to; TLS only unless `allowHttp`. Without `value`, an existing secret keeps
+   * its value and only its hosts change.
+   */
+  async setSecret(name: string, options: { value?: string; hosts: string[]; allowHttp?: boolean }): Promise<SecretInfo> {
+    const body: Record<string, unknown> = { hosts: options.hosts, allow_http: options.allowHttp ?? false };
+    if (options.value !== undefined) body.value = options.value;
+    return this.#http.json<SecretInfo>("PUT", `/api/v1/secrets/${encodeURIComponent(name)}`, body);
+  }
+
+  /** Every secret's name and hosts (never values). */
+  async listSecrets(): Promise<SecretInfo[]> {
+    return (await this.#http.json<{ secrets: SecretInfo[] }>("GET", "/api/v1/secrets")).secrets;
+  }
+
+  async deleteSecret(name: string): Promise<void> {
+    await this.#http.json("DELETE", `/api/v1/secrets/${encodeURIComponent(name)}`);
   }
 }

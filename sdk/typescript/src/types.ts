@@ -40,6 +40,17 @@ export interface SandboxConfig {
   egress?: { allow?: EgressRule[]; deny?: EgressRule[] };
   /** Network "shared": sandboxes of one group reach each other as `<name>.hive`. */
   group?: string;
+  /** Network "shared": the ports the group's other members may connect to (`<name>.hive:PORT`). Default none. */
+  expose?: number[];
+}
+
+/** A secret as listed — never its value. `error` is set when it is never injected (stored before secrets had hosts). */
+export interface SecretInfo {
+  name: string;
+  updated_at: string;
+  hosts: string[];
+  allow_http: boolean;
+  error?: string;
 }
 
 /** A sandbox as the API describes it. */

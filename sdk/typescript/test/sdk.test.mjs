@@ -146,3 +146,21 @@ test("destroy", async () => {
   await assert.rejects(hive.getSandbox(name), NotFoundError);
   created.length = 0;
 });
+
+test("secrets are bound to hosts, listed without values, and re-bound without the value", async () => {
+  const secret = `ts-sdk-secret-${process.pid}`;
+  const value = `sk-ts-${randomBytes(8).toString("hex")}`;
+  const client = new Hive();
+  try {
+    const stored = await client.setSecret(secret, { value, hosts: ["api.example.test"] });
+    assert.deepEqual([stored.name, stored.hosts, stored.allow_http], [secret, ["api.example.test"], false]);
+    const rebound = await client.setSecret(secret, { hosts: ["*.example.test"], allowHttp: true });
+    assert.deepEqual([rebound.hosts, rebound.allow_http], [["*.example.test"], true]);
+    const listed = await client.listSecrets();
+    assert.deepEqual(listed.find((s) => s.name === secret)?.hosts, ["*.example.test"]);
+    assert.ok(!JSON.stringify(listed).includes(value));
+    await assert.rejects(client.setSecret(`${secret}-x`, { value, hosts: [] }), (e) => e instanceof ApiError && e.status === 400 && /hosts/.test(e.message));
+  } finally {
+    await client.deleteSecret(secret);
+  }
+});

@@ -1,6 +1,7 @@
 # Upstream servers for the egress tests, on 127.0.0.1 only: HTTP and HTTPS (certificate from the
 # test's own CA) with an echo endpoint, fake OpenAI- and Anthropic-compatible APIs (streaming and
-# not), a WebSocket echo, and a raw TCP echo. Prints one JSON line with the ports, then serves.
+# not), a WebSocket echo, a server that switches protocols for anything (h2c, /always-101), and a
+# raw TCP echo. Prints one JSON line with the ports, then serves.
 #   python3 egress_upstream.py CERT KEY EXPECTED_SECRET
 import base64, hashlib, http.server, json, re, socket, ssl, struct, sys, threading
 
@@ -48,7 +49,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path.startswith("/ws") and self.headers.get("Upgrade", "").lower() == "websocket":
             return self.websocket()
+        if "h2c" in self.headers.get("Upgrade", "").lower() or self.path.startswith("/always-101"):
+            return self.switch()
         self.echo(b"")
+
+    def switch(self):
+        # Switches protocols for anything (h2c included), then echoes raw bytes: what an
+        # uninspected pipe through the proxy would look like.
+        self.send_response(101)
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Upgrade", "h2c")
+        self.end_headers()
+        self.wfile.write(b"PIPE OPEN\n")
+        self.wfile.flush()
+        try:
+            while True:
+                data = self.connection.recv(4096)
+                if not data:
+                    break
+                self.connection.sendall(b"PIPE:" + data)
+        except OSError:
+            pass
+        self.close_connection = True
 
     def do_DELETE(self):
         self.echo(self.body())
