@@ -48,6 +48,9 @@ public sealed class EventLog : IDisposable
     /// <summary>Spool positions up to which every event is in the log.</summary>
     public Dictionary<string, ulong> Checkpoint { get; }
 
+    /// <summary>Segments this writer started since it was opened (retention is worth a look after each).</summary>
+    public int SegmentsStarted { get; private set; }
+
     /// <summary>Bytes this writer appended to the log (records, checkpoints) since it was opened.</summary>
     public long WrittenBytes { get; private set; }
 
@@ -103,6 +106,7 @@ public sealed class EventLog : IDisposable
             var next = CreateSegment(_dir, LastSeq + 1);
             _segment.Dispose();
             _segment = next;
+            SegmentsStarted++;
             Write([], Checkpoint);
         }
 

@@ -43,6 +43,7 @@ internal sealed partial class EventIngest : IDisposable
     private TaskCompletionSource _committed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _passDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _lastRetention;
+    private int _retainedAtSegments;
 
     // The budget. _budgetGate orders the ingest thread's and the API's changes of it.
     private readonly Lock _budgetGate = new();
@@ -59,8 +60,25 @@ internal sealed partial class EventIngest : IDisposable
     private long _lastThrottleReport = long.MinValue / 2;
 
     public EventIngest(SandboxLayout layout, ILogger logger)
-        : this(layout.Name, layout.SpoolDir, layout.EventsDir, new EventLogOptions { MaxBytes = (long)layout.Spec.EventsMaxBytes, MaxAge = TimeSpan.FromSeconds(layout.Spec.EventsMaxAgeSecs) }, logger, EventBudgetOptions.From(layout.Spec))
+        : this(layout.Name, layout.SpoolDir, layout.EventsDir, LogOptions(layout.Spec), logger, EventBudgetOptions.From(layout.Spec))
     {
+    }
+
+    /// <summary>
+    /// Retention limits from the spec. Segments are at most a sixteenth of the byte budget (16 MiB
+    /// at the default 1 GiB, not under 64 KiB), so that retention trims a destroyed sandbox's log —
+    /// and a budget is measured — in steps much finer than the budget.
+    /// </summary>
+    private static EventLogOptions LogOptions(SandboxSpec spec)
+    {
+        var budget = EventBudgetOptions.From(spec).BudgetBytes;
+        var segment = new EventLogOptions().SegmentBytes;
+        return new EventLogOptions
+        {
+            SegmentBytes = budget > 0 ? Math.Clamp(budget / 16, 64 * 1024, segment) : segment,
+            MaxBytes = (long)spec.EventsMaxBytes,
+            MaxAge = TimeSpan.FromSeconds(spec.EventsMaxAgeSecs),
+        };
     }
 
     /// <param name="budget">The sandbox's event budget; null = none at all (the benchmarks' ingest-only mode).</param>
@@ -305,8 +323,9 @@ internal sealed partial class EventIngest : IDisposable
                 }
                 while (true);
 
-                if (Environment.TickCount64 - _lastRetention > RetentionInterval.TotalMilliseconds)
+                if (Environment.TickCount64 - _lastRetention > RetentionInterval.TotalMilliseconds || _log.SegmentsStarted != _retainedAtSegments)
                 {
+                    _retainedAtSegments = _log.SegmentsStarted;
                     // Earlier lives of this name only: this life's history stays while it lives.
                     _lastRetention = Environment.TickCount64;
                     _log.ApplyRetention(DateTimeOffset.UtcNow, keepFrom: _since);
