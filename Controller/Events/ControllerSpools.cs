@@ -46,9 +46,19 @@ internal sealed class ControllerSpools(SbxdLauncher launcher) : IDisposable
 
         if (!writer.Admit())
         {
-            var (budget, used) = writer.Budget.Bytes;
+            var usage = string.Empty;
+            try
+            {
+                var (budget, used) = writer.Budget.Bytes;
+                usage = $" ({used} of {budget} bytes of event log)";
+            }
+            catch (ObjectDisposedException)
+            {
+                // The sandbox is being destroyed: the refusal stands without the figures.
+            }
+
             throw new ApiException(StatusCodes.Status507InsufficientStorage,
-                $"sandbox '{sandbox}': its event budget is exhausted ({used} of {budget} bytes of event log), so the operation was not done; raise it with PUT /api/v1/hiveboxes/{sandbox}/events/budget");
+                $"sandbox '{sandbox}': its event budget is exhausted{usage}, so the operation was not done; raise it with PUT /api/v1/hiveboxes/{sandbox}/events/budget");
         }
     }
 

@@ -231,6 +231,10 @@ public sealed class EventsTests : SharedControllerFixture
             var slowEvents = await slow.ReadUntilAsync(e => Kind(e) == "exec.finished", TimeSpan.FromSeconds(180), pace: () => Task.CompletedTask);
             Assert.That(slowEvents.Select(Seq), Is.EqualTo(fastEvents.Select(Seq)));
 
+            // 20,000 events in a second or two are well within the default burst: nothing waited.
+            var (_, budget) = await Controller.SendAsync(HttpMethod.Get, $"/api/v1/hiveboxes/{name}/events/budget");
+            Assert.That(budget.GetProperty("throttled").GetInt64(), Is.Zero, budget.ToString());
+
             // And the sandbox is not held up by it: another command runs and is seen at once by a new reader.
             await Controller.ExecAsync(name, "true");
             var latest = await Controller.WaitForEventsAsync(name, e => e.Count(x => Kind(x) == "exec.finished") == 2, kind: "exec");
