@@ -77,10 +77,10 @@ internal sealed record ControllerOptions
     /// </summary>
     public long EventsBudgetBytes { get; init; } = Hive.Events.Spool.EventBudget.DefaultBudgetBytes;
 
-    /// <summary>Rate budget of a new sandbox: events per second beyond which its file and network operations wait. Default 10,000; 0 = unlimited.</summary>
+    /// <summary>Rate budget of a new sandbox: events per second beyond which its file and network operations wait. Default 20,000; 0 = unlimited.</summary>
     public double EventsRate { get; init; } = Hive.Events.Spool.EventBudget.DefaultRate;
 
-    /// <summary>Events a sandbox may produce at full speed on top of <see cref="EventsRate"/>. Default 100,000.</summary>
+    /// <summary>Events a sandbox may produce at full speed on top of <see cref="EventsRate"/>. Default 200,000.</summary>
     public long EventsBurst { get; init; } = Hive.Events.Spool.EventBudget.DefaultBurst;
 
     /// <summary>Identical denials within this window become one event with a count. Default 1 s; zero = each its own event.</summary>

@@ -32,8 +32,8 @@ internal static class ControllerOptionsParser
           --events-max-bytes N HIVE_EVENTS_MAX_BYTES 1073741824: event log size kept of a destroyed sandbox (0 = unlimited)
           --events-max-age S  HIVE_EVENTS_MAX_AGE  2592000 (30 days): events of destroyed sandboxes older are removed (0 = forever)
           --events-budget N   HIVE_EVENTS_BUDGET   1073741824: bytes of a live sandbox's log after which operations are refused (0 = unlimited)
-          --events-rate N     HIVE_EVENTS_RATE     10000: events/s per sandbox beyond which its operations wait (0 = unlimited)
-          --events-burst N    HIVE_EVENTS_BURST    100000: events at full speed on top of the rate
+          --events-rate N     HIVE_EVENTS_RATE     20000: events/s per sandbox beyond which its operations wait (0 = unlimited)
+          --events-burst N    HIVE_EVENTS_BURST    200000: events at full speed on top of the rate
           --events-aggregate S HIVE_EVENTS_AGGREGATE 1: identical denials within S seconds become one event (0 = off)
           --events-heartbeat S HIVE_EVENTS_HEARTBEAT 15: seconds between keep-alive comments on idle SSE streams
           --usage-interval S  HIVE_USAGE_INTERVAL  5: seconds between resource.usage events

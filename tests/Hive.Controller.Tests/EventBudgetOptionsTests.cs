@@ -14,7 +14,7 @@ public sealed class EventBudgetOptionsTests
         var (options, errors, _) = Parse([]);
         Assert.That(errors, Is.Empty);
         Assert.That(options!.EventsBudgetBytes, Is.EqualTo(1024L * 1024 * 1024));
-        Assert.That((options.EventsRate, options.EventsBurst), Is.EqualTo((10_000d, 100_000L)));
+        Assert.That((options.EventsRate, options.EventsBurst), Is.EqualTo((20_000d, 200_000L)));
         Assert.That(options.EventsAggregate, Is.EqualTo(TimeSpan.FromSeconds(1)));
     }
 
