@@ -79,6 +79,7 @@ app.MapExecEndpoints();
 app.MapExecStreamEndpoints();
 app.MapFileEndpoints();
 Hive.Controller.Events.EventsEndpoints.MapEventsEndpoints(app);
+Hive.Controller.Events.BudgetEndpoints.MapBudgetEndpoints(app);
 Hive.Controller.Analytics.AnalyticsEndpoints.MapAnalyticsEndpoints(app);
 Hive.Controller.Mcp.McpEndpoints.MapMcpEndpoints(app);
 Hive.Controller.Ingress.ProxyEndpoints.MapProxyEndpoints(app);

@@ -16,10 +16,17 @@ public static class EventJson
         ArgumentNullException.ThrowIfNull(e);
         json.WriteStartObject();
         json.WriteNumber("seq", e.Seq);
-        json.WriteString("ts", DateTimeOffset.FromUnixTimeMilliseconds(e.TsUnixUs / 1000).AddTicks(e.TsUnixUs % 1000 * 10).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", System.Globalization.CultureInfo.InvariantCulture));
+        json.WriteString("ts", Timestamp(e.TsUnixUs));
         json.WriteString("sandbox", sandbox);
         json.WriteString("kind", e.Kind);
         Optional(json, "decision", e.Decision);
+        if (e.Count > 0)
+        {
+            // An aggregate of identical denials: how many, from first_ts to ts.
+            json.WriteNumber("count", e.Count);
+            json.WriteString("first_ts", Timestamp(e.FirstTsUnixUs));
+        }
+
         switch (e.BodyCase)
         {
             case Event.BodyOneofCase.Fs:
@@ -100,6 +107,9 @@ public static class EventJson
                 }
 
                 break;
+            case Event.BodyOneofCase.Audit:
+                WriteAudit(json, e.Audit);
+                break;
             case Event.BodyOneofCase.None:
             default:
                 break;
@@ -118,6 +128,28 @@ public static class EventJson
         }
 
         return buffer.WrittenSpan.ToArray();
+    }
+
+    private static string Timestamp(long unixUs) =>
+        DateTimeOffset.FromUnixTimeMilliseconds(unixUs / 1000).AddTicks(unixUs % 1000 * 10).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", System.Globalization.CultureInfo.InvariantCulture);
+
+    private static void WriteAudit(Utf8JsonWriter json, AuditEvent audit)
+    {
+        Optional(json, "detail", audit.Detail);
+        json.WriteNumber("budget_bytes", audit.BudgetBytes);
+        json.WriteNumber("used_bytes", audit.UsedBytes);
+        if (audit.Refused > 0)
+        {
+            json.WriteNumber("refused", audit.Refused);
+        }
+
+        if (audit.Throttled > 0)
+        {
+            json.WriteNumber("throttled", audit.Throttled);
+            json.WriteNumber("waited_ms", audit.WaitedMs);
+        }
+
+        Optional(json, "actor", audit.Actor);
     }
 
     private static void WriteExec(Utf8JsonWriter json, string kind, ExecEvent exec)

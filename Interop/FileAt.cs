@@ -26,6 +26,7 @@ public static unsafe partial class Libc
     public const int EOPNOTSUPP = 95;
     public const int ENOTDIR = 20;
     public const int EISDIR = 21;
+    public const int EDQUOT = 122;
 
     [LibraryImport("libc", EntryPoint = "fstatat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int fstatat(int dirfd, string path, Stat* buf, int flags);

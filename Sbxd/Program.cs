@@ -172,6 +172,7 @@ using (lockFile)
     app.MapUnary<UpdateAclsRequest, UpdateAclsResponse>("/hive.v1.Sandbox/UpdateAcls", service.UpdateAclsAsync);
     app.MapServerStreaming<WatchEventsRequest, EventsCommitted>("/hive.v1.Sandbox/WatchEvents", service.WatchEventsAsync);
     app.MapUnary<UpdateEgressRequest, UpdateEgressResponse>("/hive.v1.Sandbox/UpdateEgress", service.UpdateEgressAsync);
+    app.MapUnary<EventBudgetRequest, EventBudgetStatus>("/hive.v1.Sandbox/EventBudget", service.EventBudgetAsync);
     await app.StartAsync();
 
     var log = loggerFactory.CreateLogger("Hive.Sbxd");

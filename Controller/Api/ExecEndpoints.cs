@@ -23,6 +23,7 @@ internal static class ExecEndpoints
             var request = Validate(body);
             var rpcTimeout = request.TimeoutMs == 0 ? (TimeSpan?)null : TimeSpan.FromMilliseconds(request.TimeoutMs) + Grace;
             store.Get(name); // 404 before anything is recorded
+            spools.RequireBudget(name); // 507: a command that could not be recorded does not run
 
             // On record before it runs: a command that cannot be audited does not run.
             var exec = new ExecEvent { Id = Guid.NewGuid().ToString("N")[..16], Command = Summarise(request.Command), Cwd = request.Cwd, Via = "api" };
@@ -86,6 +87,7 @@ internal static class ExecEndpoints
             var body = await ApiJson.ReadBodyAsync<ExecRequestBody>(http.Request, new ExecRequestBody());
             var request = Validate(body);
             store.GetRunning(name);
+            spools.RequireBudget(name);
 
             var exec = new ExecEvent { Id = Guid.NewGuid().ToString("N")[..16], Command = Summarise(request.Command), Cwd = request.Cwd, Via = "api-stream" };
             if (!spools.TryRecord(name, new Event { Kind = "exec.started", Exec = exec }))

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Hive.Controller.Api;
 using Hive.Controller.Sandboxes.Sbxd;
 using Hive.Events.Spool;
 using Hive.Protos.V1;
@@ -19,14 +20,51 @@ internal sealed class ControllerSpools(SbxdLauncher launcher) : IDisposable
         e.TsUnixUs = e.TsUnixUs == 0 ? (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) / 10 : e.TsUnixUs;
         try
         {
-            var writer = _writers.GetOrAdd(sandbox, static (name, l) => new SpoolWriter(l.SpoolDir(name), "controller") { StallTimeout = TimeSpan.FromSeconds(5) }, launcher);
-            return writer.TryAppend(e);
+            return Writer(sandbox).TryAppend(e);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             return false;
         }
     }
+
+    /// <summary>
+    /// Admission of an operation the Controller records (exec, MCP tool calls, ingress): 507 while
+    /// the sandbox's event budget is exhausted — the operation is refused, not done unrecorded.
+    /// </summary>
+    public void RequireBudget(string sandbox)
+    {
+        SpoolWriter writer;
+        try
+        {
+            writer = Writer(sandbox);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return; // TryRecord fails the same way next and answers 503
+        }
+
+        if (!writer.Admit())
+        {
+            var usage = string.Empty;
+            try
+            {
+                var (budget, used) = writer.Budget.Bytes;
+                usage = $" ({used} of {budget} bytes of event log)";
+            }
+            catch (ObjectDisposedException)
+            {
+                // The sandbox is being destroyed: the refusal stands without the figures.
+            }
+
+            throw new ApiException(StatusCodes.Status507InsufficientStorage,
+                $"sandbox '{sandbox}': its event budget is exhausted{usage}, so the operation was not done; raise it with PUT /api/v1/hiveboxes/{sandbox}/events/budget");
+        }
+    }
+
+    /// <summary>The Controller's events come from API callers, not from the sandbox: they are never held back by its rate budget.</summary>
+    private SpoolWriter Writer(string sandbox) =>
+        _writers.GetOrAdd(sandbox, static (name, l) => new SpoolWriter(l.SpoolDir(name), "controller") { StallTimeout = TimeSpan.FromSeconds(5), Throttled = false }, launcher);
 
     /// <summary>The sandbox was destroyed: its spool directory is gone.</summary>
     public void Forget(string sandbox)

@@ -67,11 +67,31 @@ internal sealed record ControllerOptions
     /// <summary>Directories under which a workspace may name its own <c>root</c> (shared workspaces). Default: none.</summary>
     public IReadOnlyList<string> FsRoots { get; init; } = [];
 
-    /// <summary>Per-sandbox event log size kept; older segments go first. Default 1 GiB; 0 = unlimited.</summary>
+    /// <summary>
+    /// Retention: a destroyed sandbox's event log (and earlier lives of a name created again) is cut
+    /// to this size, oldest segments first. A live sandbox's own history is never removed (see
+    /// <see cref="EventsBudgetBytes"/>). Default 1 GiB; 0 = unlimited.
+    /// </summary>
     public long EventsMaxBytes { get; init; } = 1024L * 1024 * 1024;
 
-    /// <summary>Events older than this are removed (also of destroyed sandboxes). Default 30 days; zero = forever.</summary>
+    /// <summary>Retention: events of destroyed sandboxes (and earlier lives) older than this are removed. Default 30 days; zero = forever.</summary>
     public TimeSpan EventsMaxAge { get; init; } = TimeSpan.FromDays(30);
+
+    /// <summary>
+    /// Event budget of a new sandbox: once its life's history in the log reaches this many bytes,
+    /// operations that need an event are refused until the budget is raised (per sandbox through
+    /// the API). Default 1 GiB; 0 = unlimited.
+    /// </summary>
+    public long EventsBudgetBytes { get; init; } = Hive.Events.Spool.EventBudget.DefaultBudgetBytes;
+
+    /// <summary>Rate budget of a new sandbox: events per second beyond which its file and network operations wait. Default 20,000; 0 = unlimited.</summary>
+    public double EventsRate { get; init; } = Hive.Events.Spool.EventBudget.DefaultRate;
+
+    /// <summary>Events a sandbox may produce at full speed on top of <see cref="EventsRate"/>. Default 200,000.</summary>
+    public long EventsBurst { get; init; } = Hive.Events.Spool.EventBudget.DefaultBurst;
+
+    /// <summary>Identical denials within this window become one event with a count. Default 1 s; zero = each its own event.</summary>
+    public TimeSpan EventsAggregate { get; init; } = Hive.Events.Spool.EventBudget.DefaultAggregateWindow;
 
     /// <summary>An idle SSE stream gets a comment line this often (keeps proxies from closing it). Default 15 s.</summary>
     public TimeSpan EventsHeartbeat { get; init; } = TimeSpan.FromSeconds(15);

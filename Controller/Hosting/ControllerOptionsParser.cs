@@ -31,8 +31,12 @@ internal static class ControllerOptionsParser
           --agent-bundle DIR  HIVE_AGENT_BUNDLE    ../agent-bundle next to this program
           --reaper-interval S HIVE_REAPER_INTERVAL 5 (seconds)
           --fs-roots DIR[:DIR] HIVE_FS_ROOTS     none: where a workspace's "root" may point (shared workspaces)
-          --events-max-bytes N HIVE_EVENTS_MAX_BYTES 1073741824: per-sandbox event log size kept (0 = unlimited)
-          --events-max-age S  HIVE_EVENTS_MAX_AGE  2592000 (30 days): events older are removed (0 = forever)
+          --events-max-bytes N HIVE_EVENTS_MAX_BYTES 1073741824: event log size kept of a destroyed sandbox (0 = unlimited)
+          --events-max-age S  HIVE_EVENTS_MAX_AGE  2592000 (30 days): events of destroyed sandboxes older are removed (0 = forever)
+          --events-budget N   HIVE_EVENTS_BUDGET   1073741824: bytes of a live sandbox's log after which operations are refused (0 = unlimited)
+          --events-rate N     HIVE_EVENTS_RATE     20000: events/s per sandbox beyond which its operations wait (0 = unlimited)
+          --events-burst N    HIVE_EVENTS_BURST    200000: events at full speed on top of the rate
+          --events-aggregate S HIVE_EVENTS_AGGREGATE 1: identical denials within S seconds become one event (0 = off)
           --events-heartbeat S HIVE_EVENTS_HEARTBEAT 15: seconds between keep-alive comments on idle SSE streams
           --usage-interval S  HIVE_USAGE_INTERVAL  5: seconds between resource.usage events
           --analytics-interval S HIVE_ANALYTICS_INTERVAL 10: seconds between /api/v1/analytics samples
@@ -45,7 +49,7 @@ internal static class ControllerOptionsParser
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         var errors = new List<string>();
-        string[] known = ["api-key", "port", "host", "allowed-hosts", "data-dir", "image-dir", "sbxd", "sbxfuse", "sbxproxy", "net-pool", "net-synthetic", "egress-resolve", "egress-allow-cidr", "egress-ca", "agent-bundle", "reaper-interval", "fs-roots", "events-max-bytes", "events-max-age", "events-heartbeat", "usage-interval", "analytics-interval", "analytics-retention"];
+        string[] known = ["api-key", "port", "host", "allowed-hosts", "data-dir", "image-dir", "sbxd", "sbxfuse", "sbxproxy", "net-pool", "net-synthetic", "egress-resolve", "egress-allow-cidr", "egress-ca", "agent-bundle", "reaper-interval", "fs-roots", "events-max-bytes", "events-max-age", "events-budget", "events-rate", "events-burst", "events-aggregate", "events-heartbeat", "usage-interval", "analytics-interval", "analytics-retention"];
         for (var i = 0; i < args.Count; i++)
         {
             var arg = args[i];
@@ -211,6 +215,26 @@ internal static class ControllerOptionsParser
         if (Seconds("events-max-age", "HIVE_EVENTS_MAX_AGE", 0, 1e10) is { } maxAge)
         {
             options = options with { EventsMaxAge = TimeSpan.FromSeconds(maxAge) };
+        }
+
+        if (Seconds("events-budget", "HIVE_EVENTS_BUDGET", 0, 1e15) is { } budget)
+        {
+            options = options with { EventsBudgetBytes = (long)budget };
+        }
+
+        if (Seconds("events-rate", "HIVE_EVENTS_RATE", 0, 1e9) is { } rate)
+        {
+            options = options with { EventsRate = rate };
+        }
+
+        if (Seconds("events-burst", "HIVE_EVENTS_BURST", 0, 1e9) is { } burst)
+        {
+            options = options with { EventsBurst = (long)burst };
+        }
+
+        if (Seconds("events-aggregate", "HIVE_EVENTS_AGGREGATE", 0, 3600) is { } aggregate)
+        {
+            options = options with { EventsAggregate = TimeSpan.FromSeconds(aggregate) };
         }
 
         if (Seconds("events-heartbeat", "HIVE_EVENTS_HEARTBEAT", 0.1, 3600) is { } heartbeat)

@@ -33,6 +33,7 @@ internal static class ProxyEndpoints
     {
         var name = RouteNames.Require(id);
         store.GetRunning(name);
+        spools.RequireBudget(name); // 507: a request that could not be recorded is not forwarded
 
         if (!int.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
         {

@@ -37,6 +37,11 @@ internal static partial class McpEndpoints
             }
 
             var session = http.Request.Headers["Mcp-Session-Id"].ToString();
+            if (calls.Count > 0)
+            {
+                spools.RequireBudget(name); // 507: a tool call that could not be recorded is not made
+            }
+
             foreach (var call in calls)
             {
                 if (!spools.TryRecord(name, call.Event("mcp.started", session)))

@@ -3,7 +3,11 @@ using Hive.Protos.V1;
 
 namespace Hive.Events.Log;
 
-/// <summary>Retention of one sandbox's log. Whole segments go, oldest first; the newest always stays.</summary>
+/// <summary>
+/// Retention of one sandbox's log. Whole segments go, oldest first; the newest always stays. A live
+/// sandbox's own history is never removed (see <see cref="EventLog.ApplyRetention"/>): the limits
+/// apply to destroyed sandboxes' logs and to earlier lives of a name created again.
+/// </summary>
 public sealed record EventLogOptions
 {
     /// <summary>A segment is closed once it reaches this size. Default 16 MiB.</summary>
@@ -44,6 +48,16 @@ public sealed class EventLog : IDisposable
     /// <summary>Spool positions up to which every event is in the log.</summary>
     public Dictionary<string, ulong> Checkpoint { get; }
 
+    /// <summary>Segments this writer started since it was opened (retention is worth a look after each).</summary>
+    public int SegmentsStarted { get; private set; }
+
+    /// <summary>Bytes this writer appended to the log (records, checkpoints) since it was opened.</summary>
+    public long WrittenBytes { get; private set; }
+
+    /// <summary>Size of the segments starting at or after <paramref name="firstSeq"/> (a segment boundary).</summary>
+    public long BytesFrom(ulong firstSeq) =>
+        LogFormat.Segments(_dir).Where(s => s.FirstSeq >= firstSeq).Sum(s => new FileInfo(s.Path).Length);
+
     public static EventLog Open(string dir, EventLogOptions? options = null)
     {
         options ??= new EventLogOptions();
@@ -81,15 +95,18 @@ public sealed class EventLog : IDisposable
     /// <summary>
     /// Makes <paramref name="payloads"/> (events without seq) durable as the next sequence numbers,
     /// together with the spool positions they were read up to. Returns the last seq assigned.
+    /// <paramref name="newSegment"/> starts a new segment first (unless the current one holds no
+    /// event yet), so that what follows can be told apart by segment (a sandbox's new life).
     /// </summary>
-    public ulong Append(IReadOnlyList<ReadOnlyMemory<byte>> payloads, IReadOnlyDictionary<string, ulong> positions)
+    public ulong Append(IReadOnlyList<ReadOnlyMemory<byte>> payloads, IReadOnlyDictionary<string, ulong> positions, bool newSegment = false)
     {
-        if (_segment.Length >= _options.SegmentBytes)
+        if (_segment.Length >= _options.SegmentBytes || (newSegment && LastSeq >= SegmentFirstSeq()))
         {
             // A new segment starts with the checkpoint so far, so the last segment always holds one.
             var next = CreateSegment(_dir, LastSeq + 1);
             _segment.Dispose();
             _segment = next;
+            SegmentsStarted++;
             Write([], Checkpoint);
         }
 
@@ -102,20 +119,24 @@ public sealed class EventLog : IDisposable
         return LastSeq;
     }
 
-    /// <summary>Deletes old segments beyond the size or age limit. Returns how many went.</summary>
-    public int ApplyRetention(DateTimeOffset now)
+    /// <summary>
+    /// Deletes old segments beyond the size or age limit, but none holding an event at or after
+    /// <paramref name="keepFrom"/> (the live sandbox's own history). Returns how many went.
+    /// </summary>
+    public int ApplyRetention(DateTimeOffset now, ulong keepFrom = ulong.MaxValue)
     {
         var segments = LogFormat.Segments(_dir);
         var total = segments.Sum(s => new FileInfo(s.Path).Length);
         var deleted = 0;
-        foreach (var (_, path) in segments.Take(segments.Count - 1))
+        for (var i = 0; i < segments.Count - 1; i++)
         {
+            var path = segments[i].Path;
             var info = new FileInfo(path);
             var tooBig = _options.MaxBytes > 0 && total > _options.MaxBytes;
             var tooOld = _options.MaxAge > TimeSpan.Zero && info.LastWriteTimeUtc < now.UtcDateTime - _options.MaxAge;
-            if (!tooBig && !tooOld)
+            if ((!tooBig && !tooOld) || segments[i + 1].FirstSeq > keepFrom)
             {
-                break;
+                break; // the next segment starts after keepFrom: this one holds kept events
             }
 
             total -= info.Length;
@@ -178,7 +199,12 @@ public sealed class EventLog : IDisposable
         }
 
         LastSeq = seq;
+        WrittenBytes += at;
     }
+
+    /// <summary>First sequence number of the current segment (from its name).</summary>
+    private ulong SegmentFirstSeq() =>
+        ulong.Parse(Path.GetFileNameWithoutExtension(_segment.Name), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture);
 
     private static FileStream CreateSegment(string dir, ulong firstSeq)
     {

@@ -15,6 +15,9 @@ internal sealed class AuditLog(string spoolDir, string source, string mount) : I
 {
     private readonly SpoolWriter _spool = new(spoolDir, source) { RotateAs = Fs.CallerIdentity.RunAsSelf };
 
+    /// <summary>False while the sandbox's event budget is exhausted: the operation is refused (EDQUOT), not done unrecorded.</summary>
+    public bool Admit() => _spool.Admit();
+
     public bool TryRecord(in FsEvent e)
     {
         var body = new Protos.V1.FsEvent

@@ -60,6 +60,11 @@ internal static unsafe class FuseCallbacks
     /// <summary>A path operation: done under the caller's identity when the caller is not root (<see cref="CallerIdentity"/>).</summary>
     private static int AsCaller(Func<int> op)
     {
+        if (!Fs.Admit())
+        {
+            return -Libc.EDQUOT;
+        }
+
         if (!CallerIdentity.Assume())
         {
             return -Libc.EIO;
@@ -74,6 +79,12 @@ internal static unsafe class FuseCallbacks
             CallerIdentity.Restore();
         }
     }
+
+    /// <summary>
+    /// An operation on an open handle that is recorded (read, write, fsync, readdir, fallocate): refused
+    /// with EDQUOT while the sandbox's event budget is exhausted. Release is never refused (it frees the handle).
+    /// </summary>
+    private static int Admitted(Func<int> op) => Fs.Admit() ? Guard(op) : -Libc.EDQUOT;
 
     private static int Guard(Func<int> op)
     {
@@ -210,7 +221,7 @@ internal static unsafe class FuseCallbacks
         var p = N(path);
         var b = (nint)buffer;
         var f = (nint)fi;
-        return Guard(() => Fs.Read(p, (byte*)b, size, offset, (FuseFileInfo*)f));
+        return Admitted(() => Fs.Read(p, (byte*)b, size, offset, (FuseFileInfo*)f));
     }
 
     [UnmanagedCallersOnly]
@@ -219,7 +230,7 @@ internal static unsafe class FuseCallbacks
         var p = N(path);
         var b = (nint)buffer;
         var f = (nint)fi;
-        return Guard(() => Fs.Write(p, (byte*)b, size, offset, (FuseFileInfo*)f));
+        return Admitted(() => Fs.Write(p, (byte*)b, size, offset, (FuseFileInfo*)f));
     }
 
     [UnmanagedCallersOnly]
@@ -242,7 +253,7 @@ internal static unsafe class FuseCallbacks
     {
         var p = N(path);
         var f = (nint)fi;
-        return Guard(() => Fs.Fsync(p, datasync, (FuseFileInfo*)f));
+        return Admitted(() => Fs.Fsync(p, datasync, (FuseFileInfo*)f));
     }
 
     [UnmanagedCallersOnly]
@@ -253,7 +264,7 @@ internal static unsafe class FuseCallbacks
         var fill = (nint)filler;
         var f = (nint)fi;
         var plus = (flags & 1) != 0; // FUSE_READDIR_PLUS
-        return Guard(() => Fs.Readdir(p, (void*)b, (delegate* unmanaged<void*, byte*, Stat*, long, int, int>)fill, plus, (FuseFileInfo*)f));
+        return Admitted(() => Fs.Readdir(p, (void*)b, (delegate* unmanaged<void*, byte*, Stat*, long, int, int>)fill, plus, (FuseFileInfo*)f));
     }
 
     [UnmanagedCallersOnly]
@@ -276,7 +287,7 @@ internal static unsafe class FuseCallbacks
     {
         var p = N(path);
         var f = (nint)fi;
-        return Guard(() => Fs.Fallocate(p, mode, offset, length, (FuseFileInfo*)f));
+        return Admitted(() => Fs.Fallocate(p, mode, offset, length, (FuseFileInfo*)f));
     }
 
     [UnmanagedCallersOnly]

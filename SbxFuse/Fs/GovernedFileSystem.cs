@@ -28,6 +28,9 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
 
     public int OpenHandles => _open.Count;
 
+    /// <summary>Admission of an operation (the sandbox's event budget): false = refuse it with EDQUOT before doing anything.</summary>
+    public bool Admit() => audit.Admit();
+
     /// <summary>fsync of every open file (a graceful drain): returns how many were flushed.</summary>
     public int FlushAll()
     {

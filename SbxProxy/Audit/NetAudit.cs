@@ -16,8 +16,12 @@ internal sealed class NetAudit(string spoolDir, Func<IReadOnlyCollection<string>
     private readonly SpoolWriter _spool = new(spoolDir, "net");
     private volatile bool _healthy = true;
 
-    /// <summary>False once an event could not be recorded: nothing else is let through.</summary>
-    public bool Healthy => _healthy;
+    /// <summary>
+    /// Asked before every new connection and request: false once an event could not be recorded
+    /// (nothing else is let through), and while the sandbox's event budget is exhausted (the
+    /// operation is refused and counted; it resumes once the operator raises the budget).
+    /// </summary>
+    public bool Healthy => _healthy && _spool.Admit();
 
     public bool Net(string kind, bool allowed, NetEvent body)
     {

@@ -136,6 +136,12 @@ internal sealed class DnsServer(ProxyState state, IPEndPoint endpoint)
             return state.Audit.Net("net.dns", false, new NetEvent { Protocol = "dns", Error = $"malformed query over {transport}" }) ? DnsQuestion.FormatError(query) : null;
         }
 
+        if (!state.Audit.Healthy)
+        {
+            // Not on record, so not answered: REFUSED (the sandbox's event budget is exhausted).
+            return q.Answer(query, DnsQuestion.Refused, null);
+        }
+
         var type = DnsQuestion.TypeName(q.Type);
         var body = new NetEvent { Protocol = "dns", Host = q.AsAsked, DnsType = type };
         if ((q.Flags & 0x7800) != 0 || q.Class != 1)

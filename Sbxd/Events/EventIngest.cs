@@ -13,6 +13,13 @@ namespace Hive.Sbxd.Events;
 /// their write to the spool already survives their own crash — but nothing is acknowledged (spool
 /// deleted, own events completed) before it is durable.
 /// </summary>
+/// <remarks>
+/// It also keeps the sandbox's event budget: it configures the shared <see cref="EventBudget"/>
+/// (rate, burst, aggregation window), never lets retention touch this life's history, and when
+/// that history reaches the byte budget it records <c>audit.budget_exhausted</c> and sets the flag
+/// that makes producers refuse new operations — until the operator raises the budget
+/// (<see cref="SetBudgetAsync"/>). Waits for the rate are reported as <c>audit.throttled</c>.
+/// </remarks>
 internal sealed partial class EventIngest : IDisposable
 {
     private const int BatchBytes = 4 * 1024 * 1024;
@@ -22,6 +29,7 @@ internal sealed partial class EventIngest : IDisposable
     private static readonly TimeSpan ActivePoll = TimeSpan.FromMilliseconds(5);
     private static readonly TimeSpan IdlePoll = TimeSpan.FromMilliseconds(40);
     private static readonly TimeSpan RetentionInterval = TimeSpan.FromMinutes(1);
+    private static readonly TimeSpan ThrottleReportInterval = TimeSpan.FromSeconds(10);
 
     private readonly string _name;
     private readonly ILogger _logger;
@@ -35,13 +43,46 @@ internal sealed partial class EventIngest : IDisposable
     private TaskCompletionSource _committed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _passDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _lastRetention;
+    private int _retainedAtSegments;
+
+    // The budget. _budgetGate orders the ingest thread's and the API's changes of it.
+    private readonly Lock _budgetGate = new();
+    private readonly EventBudget? _shared;
+    private readonly EventBudgetOptions _limits;
+    private readonly ulong _since;
+    private readonly long _usedBase;
+    private readonly long _writtenBase;
+    private long _budgetBytes;
+    private long _used;
+    private bool _exhausted;
+    private long _reportedThrottled;
+    private long _reportedWaitedNs;
+    private long _lastThrottleReport = long.MinValue / 2;
 
     public EventIngest(SandboxLayout layout, ILogger logger)
-        : this(layout.Name, layout.SpoolDir, layout.EventsDir, new EventLogOptions { MaxBytes = (long)layout.Spec.EventsMaxBytes, MaxAge = TimeSpan.FromSeconds(layout.Spec.EventsMaxAgeSecs) }, logger)
+        : this(layout.Name, layout.SpoolDir, layout.EventsDir, LogOptions(layout.Spec), logger, EventBudgetOptions.From(layout.Spec))
     {
     }
 
-    public EventIngest(string name, string spoolDir, string eventsDir, EventLogOptions options, ILogger logger)
+    /// <summary>
+    /// Retention limits from the spec. Segments are at most a sixteenth of the byte budget (16 MiB
+    /// at the default 1 GiB, not under 64 KiB), so that retention trims a destroyed sandbox's log —
+    /// and a budget is measured — in steps much finer than the budget.
+    /// </summary>
+    private static EventLogOptions LogOptions(SandboxSpec spec)
+    {
+        var budget = EventBudgetOptions.From(spec).BudgetBytes;
+        var segment = new EventLogOptions().SegmentBytes;
+        return new EventLogOptions
+        {
+            SegmentBytes = budget > 0 ? Math.Clamp(budget / 16, 64 * 1024, segment) : segment,
+            MaxBytes = (long)spec.EventsMaxBytes,
+            MaxAge = TimeSpan.FromSeconds(spec.EventsMaxAgeSecs),
+        };
+    }
+
+    /// <param name="budget">The sandbox's event budget; null = none at all (the benchmarks' ingest-only mode).</param>
+    public EventIngest(string name, string spoolDir, string eventsDir, EventLogOptions options, ILogger logger, EventBudgetOptions? budget = null)
     {
         _name = name;
         _logger = logger;
@@ -59,10 +100,33 @@ internal sealed partial class EventIngest : IDisposable
             {
                 _spools.Positions[source] = position;
             }
+
+            // Logs written before lives were marked: everything kept counts as this life.
+            _since = _log.Checkpoint.TryGetValue(SinceKey, out var since) ? since : LogFormat.Segments(eventsDir)[0].FirstSeq;
         }
         else
         {
+            // A new life: it starts in a segment of its own, so its history (which retention never
+            // removes while it lives) and its bytes (what its budget counts) are whole segments.
             _log.Checkpoint.Clear(); // the previous incarnation's positions mean nothing for these spools
+            _since = _log.LastSeq + 1;
+            _spools.Positions[SinceKey] = _since;
+            _log.Append([], _spools.Positions, newSegment: true);
+        }
+
+        _spools.Positions[SinceKey] = _since;
+        _limits = budget ?? new EventBudgetOptions { BudgetBytes = 0, Rate = 0, Burst = 0 };
+        _budgetBytes = _limits.BudgetBytes;
+        _usedBase = _log.BytesFrom(_since);
+        _writtenBase = _log.WrittenBytes;
+        _used = _usedBase;
+        if (budget is not null)
+        {
+            _shared = EventBudget.Open(spoolDir);
+            _shared.Configure(budget.Rate, budget.Burst, budget.AggregateWindow);
+            _reportedThrottled = _shared.Throttled;
+            _reportedWaitedNs = _shared.Waited.Ticks * 100;
+            CheckBudget();
         }
 
         LastSeq = _log.LastSeq;
@@ -72,6 +136,9 @@ internal sealed partial class EventIngest : IDisposable
 
     /// <summary>Checkpoint key of the spool directory's identity (not a valid source name, so never a producer).</summary>
     private const string EpochKey = "#epoch";
+
+    /// <summary>Checkpoint key of the first sequence number of this sandbox's life (its own history starts there).</summary>
+    private const string SinceKey = "#since";
 
     /// <summary>A random identity of the spool directory, created with it.</summary>
     private static ulong SpoolEpoch(string spoolDir)
@@ -233,6 +300,8 @@ internal sealed partial class EventIngest : IDisposable
 
                     failures = 0;
                     lastEvent = Environment.TickCount64;
+                    Volatile.Write(ref _used, _usedBase + (_log.WrittenBytes - _writtenBase));
+                    CheckBudget();
                     _spools.Release();
                     foreach (var (_, done) in own)
                     {
@@ -254,11 +323,15 @@ internal sealed partial class EventIngest : IDisposable
                 }
                 while (true);
 
-                if (Environment.TickCount64 - _lastRetention > RetentionInterval.TotalMilliseconds)
+                if (Environment.TickCount64 - _lastRetention > RetentionInterval.TotalMilliseconds || _log.SegmentsStarted != _retainedAtSegments)
                 {
+                    _retainedAtSegments = _log.SegmentsStarted;
+                    // Earlier lives of this name only: this life's history stays while it lives.
                     _lastRetention = Environment.TickCount64;
-                    _log.ApplyRetention(DateTimeOffset.UtcNow);
+                    _log.ApplyRetention(DateTimeOffset.UtcNow, keepFrom: _since);
                 }
+
+                ReportThrottling();
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
             {
@@ -275,6 +348,158 @@ internal sealed partial class EventIngest : IDisposable
                 return;
             }
         }
+    }
+
+    /// <summary>Bytes of this sandbox's life in its log.</summary>
+    public long UsedBytes => Volatile.Read(ref _used);
+
+    /// <summary>The budget as it stands (for the API).</summary>
+    public EventBudgetStatus BudgetStatus()
+    {
+        lock (_budgetGate)
+        {
+            return new EventBudgetStatus
+            {
+                BudgetBytes = (ulong)_budgetBytes,
+                UsedBytes = (ulong)UsedBytes,
+                Exhausted = _exhausted,
+                Refused = (ulong)Math.Max(0, _shared?.Refused ?? 0),
+                Rate = _limits.Rate,
+                Burst = (ulong)_limits.Burst,
+                Throttled = (ulong)Math.Max(0, _shared?.Throttled ?? 0),
+                WaitedMs = (ulong)(_shared?.Waited.TotalMilliseconds ?? 0),
+                AggregateMs = (uint)_limits.AggregateWindow.TotalMilliseconds,
+            };
+        }
+    }
+
+    /// <summary>
+    /// The operator changes the byte budget (0 = unlimited). On record first
+    /// (<c>audit.budget_changed</c>, with the operations refused meanwhile); then, if the log is
+    /// below the new budget, producers admit operations again — or, if it is lowered below what the
+    /// log holds, they stop.
+    /// </summary>
+    public async Task<EventBudgetStatus> SetBudgetAsync(long bytes, string actor)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        var used = UsedBytes;
+        var over = bytes > 0 && used >= bytes;
+        bool wasExhausted;
+        lock (_budgetGate)
+        {
+            wasExhausted = _exhausted;
+        }
+
+        var refused = wasExhausted && !over ? _shared?.Refused ?? 0 : 0;
+        var detail = (wasExhausted, over) switch
+        {
+            (true, false) => "budget raised above what the log holds: operations are admitted again",
+            (true, true) => "budget changed but still exhausted: operations that need an event stay refused",
+            (false, true) => "budget lowered to what the log already holds: operations that need an event are refused from now on",
+            _ => "budget changed",
+        };
+        await RecordAsync(new Event
+        {
+            Kind = "audit.budget_changed",
+            Audit = new AuditEvent { Detail = detail, BudgetBytes = (ulong)bytes, UsedBytes = (ulong)used, Refused = (ulong)refused, Actor = actor },
+        });
+
+        lock (_budgetGate)
+        {
+            _budgetBytes = bytes;
+            if (_exhausted && !(bytes > 0 && UsedBytes >= bytes))
+            {
+                _shared?.TakeRefused();
+                _shared?.SetExhausted(false);
+                _exhausted = false;
+                LogBudgetRaised(_logger, _name, bytes, UsedBytes);
+            }
+        }
+
+        CheckBudget(announced: true);
+        return BudgetStatus();
+    }
+
+    /// <summary>
+    /// Sets the exhausted flag once this life's history reaches the budget, with one event saying
+    /// so (unless <paramref name="announced"/>: the operator's own change already did).
+    /// </summary>
+    private void CheckBudget(bool announced = false)
+    {
+        if (_shared is null)
+        {
+            return;
+        }
+
+        Event? exhausted = null;
+        lock (_budgetGate)
+        {
+            var used = UsedBytes;
+            _shared.Publish(_budgetBytes, used);
+            if (_exhausted || _budgetBytes <= 0 || used < _budgetBytes)
+            {
+                return;
+            }
+
+            _exhausted = true;
+            var wasSet = _shared.SetExhausted(true);
+            if (!wasSet)
+            {
+                _shared.TakeRefused();
+            }
+
+            LogBudgetExhausted(_logger, _name, _budgetBytes, used);
+            if (!wasSet && !announced)
+            {
+                exhausted = new Event
+                {
+                    Kind = "audit.budget_exhausted",
+                    Audit = new AuditEvent
+                    {
+                        Detail = $"this sandbox's event log reached its budget of {_budgetBytes} bytes: operations that need an event are refused (files: EDQUOT, network: refused, exec: 507) until the budget is raised (PUT /api/v1/hiveboxes/{_name}/events/budget)",
+                        BudgetBytes = (ulong)_budgetBytes,
+                        UsedBytes = (ulong)used,
+                    },
+                };
+            }
+        }
+
+        if (exhausted is not null)
+        {
+            _ = RecordAsync(exhausted).ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>audit.throttled: events waited for the rate budget (at most one report every 10 s).</summary>
+    private void ReportThrottling()
+    {
+        if (_shared is null || Environment.TickCount64 - _lastThrottleReport < ThrottleReportInterval.TotalMilliseconds)
+        {
+            return;
+        }
+
+        var throttled = _shared.Throttled;
+        if (throttled <= _reportedThrottled)
+        {
+            return;
+        }
+
+        var waitedNs = _shared.Waited.Ticks * 100;
+        var e = new Event
+        {
+            Kind = "audit.throttled",
+            Audit = new AuditEvent
+            {
+                Detail = $"producers waited for the rate budget of {_limits.Rate:0.##} events/s (burst {_limits.Burst}): the sandbox was slowed, no event was dropped",
+                BudgetBytes = (ulong)Volatile.Read(ref _budgetBytes),
+                UsedBytes = (ulong)UsedBytes,
+                Throttled = (ulong)(throttled - _reportedThrottled),
+                WaitedMs = (ulong)Math.Max(0, (waitedNs - _reportedWaitedNs) / 1_000_000),
+            },
+        };
+        (_reportedThrottled, _reportedWaitedNs) = (throttled, waitedNs);
+        _lastThrottleReport = Environment.TickCount64;
+        _ = RecordAsync(e).ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
     }
 
     public void Dispose()
@@ -297,8 +522,15 @@ internal sealed partial class EventIngest : IDisposable
 
         _spools.Dispose();
         _log.Dispose();
+        _shared?.Dispose();
         _committed.TrySetResult();
     }
+
+    [LoggerMessage(EventId = 41, Level = LogLevel.Warning, Message = "Sandbox {Name}: its event log reached its budget ({Budget} bytes, {Used} used): operations that need an event are refused until the budget is raised")]
+    private static partial void LogBudgetExhausted(ILogger logger, string name, long budget, long used);
+
+    [LoggerMessage(EventId = 42, Level = LogLevel.Information, Message = "Sandbox {Name}: event budget raised to {Budget} bytes ({Used} used): operations are admitted again")]
+    private static partial void LogBudgetRaised(ILogger logger, string name, long budget, long used);
 
     [LoggerMessage(EventId = 40, Level = LogLevel.Error, Message = "Sandbox {Name}: events could not be made durable (retrying; producers slow down, nothing is dropped): {Reason}")]
     private static partial void LogAppendFailed(ILogger logger, string name, string reason);

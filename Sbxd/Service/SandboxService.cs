@@ -257,6 +257,47 @@ internal sealed partial class SandboxService(SandboxLayout layout, SandboxRuntim
         }
     }
 
+    /// <summary>
+    /// The sandbox's event budget: read it, or change it (on record, into the spec so restarts keep
+    /// it, then in effect: raising it above what the log holds lets refused operations happen again).
+    /// </summary>
+    public async Task<EventBudgetStatus> EventBudgetAsync(EventBudgetRequest request, CallContext context)
+    {
+        if (!request.Set)
+        {
+            return events.BudgetStatus();
+        }
+
+        if (request.Bytes > long.MaxValue)
+        {
+            throw new RpcException(StatusCode.InvalidArgument, "the budget is out of range");
+        }
+
+        await Lifecycle.WaitAsync(context.CancellationToken);
+        try
+        {
+            EventBudgetStatus status;
+            try
+            {
+                status = await events.SetBudgetAsync((long)request.Bytes, request.Actor);
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+            {
+                throw new RpcException(StatusCode.Unavailable, "the budget change cannot be recorded in the event log: " + ex.Message);
+            }
+
+            layout.Spec.EventsBudgetBytes = request.Bytes;
+            var temp = layout.SpecFile + ".new";
+            await File.WriteAllBytesAsync(temp, Google.Protobuf.MessageExtensions.ToByteArray(layout.Spec), context.CancellationToken);
+            File.Move(temp, layout.SpecFile, overwrite: true);
+            return status;
+        }
+        finally
+        {
+            Lifecycle.Release();
+        }
+    }
+
     private void RequireRunning()
     {
         lock (_gate)

@@ -52,6 +52,9 @@ internal sealed class SbxdClients(SbxdLauncher launcher) : IDisposable
     public Task<UpdateEgressResponse> UpdateEgressAsync(string name, UpdateEgressRequest request, CancellationToken cancellationToken) =>
         Channel(name).UnaryAsync<UpdateEgressRequest, UpdateEgressResponse>(Service + "UpdateEgress", request, new CallOptions(TimeSpan.FromSeconds(30), cancellationToken));
 
+    public Task<EventBudgetStatus> EventBudgetAsync(string name, EventBudgetRequest request, CancellationToken cancellationToken) =>
+        Channel(name).UnaryAsync<EventBudgetRequest, EventBudgetStatus>(Service + "EventBudget", request, new CallOptions(TimeSpan.FromSeconds(30), cancellationToken));
+
     public Task<DestroyResponse> DestroyAsync(string name, TimeSpan timeout, CancellationToken cancellationToken) =>
         Channel(name).UnaryAsync<DestroyRequest, DestroyResponse>(Service + "Destroy", new DestroyRequest(), new CallOptions(timeout, cancellationToken));
 

@@ -130,6 +130,10 @@ internal sealed partial class SbxdLauncher(ControllerOptions options, ILogger<Sb
         spec.EventsDir = EventsDir(config.Name);
         spec.EventsMaxBytes = (ulong)options.EventsMaxBytes;
         spec.EventsMaxAgeSecs = (ulong)options.EventsMaxAge.TotalSeconds;
+        spec.EventsBudgetBytes = (ulong)options.EventsBudgetBytes;
+        spec.EventsRate = options.EventsRate;
+        spec.EventsBurst = (ulong)options.EventsBurst;
+        spec.EventsAggregateMs = (uint)options.EventsAggregate.TotalMilliseconds;
         spec.UsageIntervalMs = (uint)options.UsageInterval.TotalMilliseconds;
         foreach (var fs in config.Fs)
         {
