@@ -193,6 +193,28 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
     /// </summary>
     private const uint PermissionBits = 0x1ff | 0x200; // rwxrwxrwx + sticky
 
+    /// <summary>
+    /// Device nodes, FIFOs and sockets are never made in a workspace (libfuse makes regular files
+    /// with create): a device node would be a door to the host's devices wherever the backing
+    /// directory is used without <c>nodev</c>, and a FIFO left in it blocks any host tool that reads
+    /// it. Refused with EPERM — as a decision, on record (without this callback the kernel would get
+    /// ENOSYS from libfuse and nothing would be recorded).
+    /// </summary>
+    public int Mknod(string path, uint mode)
+    {
+        var start = Stopwatch.GetTimestamp();
+        var logical = Logical(path);
+        var type = (mode & 0xF000) switch
+        {
+            0x2000 => "character device",
+            0x6000 => "block device",
+            0x1000 => "fifo",
+            0xC000 => "socket",
+            _ => "node",
+        };
+        return Done("mknod", logical, "deny", -Libc.EPERM, 0, start, type);
+    }
+
     public int Mkdir(string path, uint mode) => AtWrite("mkdir", path, (fd, name) => Libc.mkdirat(fd, name, mode & PermissionBits), remember: true);
 
     public int Unlink(string path) => AtWrite("unlink", path, (fd, name) => Libc.unlinkat(fd, name, 0));
