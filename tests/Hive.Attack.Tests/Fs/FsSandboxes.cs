@@ -38,14 +38,19 @@ public sealed class FsSandboxes
     [OneTimeTearDown]
     public async Task StopAsync()
     {
-        if (Controller is not null)
+        try
         {
-            await Controller.DisposeAsync();
+            if (Controller is not null)
+            {
+                await Controller.DisposeAsync();
+            }
         }
-
-        if (Roots is not null && !File.ReadAllText("/proc/self/mountinfo").Contains(Roots, StringComparison.Ordinal))
+        finally
         {
-            Directory.Delete(Roots, recursive: true);
+            if (Roots is not null && Directory.Exists(Roots) && !File.ReadAllText("/proc/self/mountinfo").Contains(Roots, StringComparison.Ordinal))
+            {
+                Directory.Delete(Roots, recursive: true);
+            }
         }
     }
 
