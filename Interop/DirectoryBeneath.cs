@@ -11,7 +11,6 @@ namespace Hive.Interop;
 /// </summary>
 public static unsafe partial class Libc
 {
-    public const int EEXIST = 17;
     public const int F_DUPFD_CLOEXEC = 1030;
 
     private const ulong BeneathNoLinks = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
