@@ -52,6 +52,7 @@ public static class EventJson
                     json.WriteNull("sha256");
                 }
 
+                Optional(json, "hash_skipped", e.Artifact.HashSkipped);
                 break;
             case Event.BodyOneofCase.Net:
                 WriteNet(json, e.Net);

@@ -9,17 +9,36 @@ using Hive.SbxFuse.Fs;
 
 // hive-sbxfuse: one governed mount. The backing directory is served at TARGET; ACL rules are about
 // the path the sandbox sees (MOUNT, e.g. /workspace); every operation is an event appended to the sandbox's spool DIR (Sbxd makes it durable).
-//   hive-sbxfuse --source DIR --target DIR --mount /workspace --spool DIR [--source-name fs-0] [--acls FILE.json]
-//              [--pid-file FILE] [--control SOCKET] [--cache-timeout SECONDS]
+//   hive-sbxfuse (--source DIR | --source-fd N) [--source-id DEV:INO] --target DIR --mount /workspace --spool DIR
+//              [--source-name fs-0] [--acls FILE.json] [--pid-file FILE] [--control SOCKET] [--cache-timeout SECONDS]
+//              [--hash-max-bytes N] [--hash-max-cpu-ms N]
+// --source-fd: serve the directory behind an inherited descriptor (how Sbxd starts it: no path is
+// looked up again); --source-id: refuse to serve unless the root is that directory.
+// --hash-max-bytes / --hash-max-cpu-ms: bounds of one artifact hash (default 64 MiB, 2000 ms CPU).
 // SIGHUP reloads the ACL file (already-open handles follow on their next operation);
 // SIGTERM/SIGINT unmount and exit. --control serves hive.v1.FsControl (SetAcls, GetStats, Health, Drain).
 string? source = null, target = null, mount = null, spool = null, spoolSource = "fs", aclFile = null, pidFile = null, control = null;
+int? sourceFd = null;
+(ulong Device, ulong Inode)? sourceId = null;
 var cacheTimeout = 60.0;
+var limits = new ArtifactLimits();
 for (var i = 0; i + 1 < args.Length; i += 2)
 {
     switch (args[i])
     {
         case "--source": source = args[i + 1]; break;
+        case "--source-fd" when int.TryParse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture, out var fd) && fd > 2:
+            sourceFd = fd;
+            break;
+        case "--source-id" when args[i + 1].Split(':') is [var dev, var ino] && ulong.TryParse(dev, System.Globalization.CultureInfo.InvariantCulture, out var d) && ulong.TryParse(ino, System.Globalization.CultureInfo.InvariantCulture, out var n):
+            sourceId = (d, n);
+            break;
+        case "--hash-max-bytes" when long.TryParse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture, out var bytes) && bytes >= 0:
+            limits = limits with { MaxBytes = bytes };
+            break;
+        case "--hash-max-cpu-ms" when int.TryParse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture, out var ms) && ms > 0:
+            limits = limits with { MaxCpu = TimeSpan.FromMilliseconds(ms) };
+            break;
         case "--target": target = args[i + 1]; break;
         case "--mount": mount = args[i + 1]; break;
         case "--spool": spool = args[i + 1]; break;
@@ -36,9 +55,9 @@ for (var i = 0; i + 1 < args.Length; i += 2)
     }
 }
 
-if (source is null || target is null || mount is null || spool is null || !Hive.Events.Spool.SpoolFiles.IsValidSource(spoolSource) || args.Length % 2 != 0)
+if ((source is null) == (sourceFd is null) || target is null || mount is null || spool is null || !Hive.Events.Spool.SpoolFiles.IsValidSource(spoolSource) || args.Length % 2 != 0)
 {
-    Console.Error.WriteLine("usage: hive-sbxfuse --source DIR --target DIR --mount /PATH --spool DIR [--source-name NAME] [--acls FILE.json] [--pid-file FILE] [--control SOCKET] [--cache-timeout SECONDS]");
+    Console.Error.WriteLine("usage: hive-sbxfuse (--source DIR | --source-fd N) [--source-id DEV:INO] --target DIR --mount /PATH --spool DIR [--source-name NAME] [--acls FILE.json] [--pid-file FILE] [--control SOCKET] [--cache-timeout SECONDS] [--hash-max-bytes N] [--hash-max-cpu-ms N]");
     return 2;
 }
 
@@ -63,10 +82,28 @@ catch (Exception ex) when (ex is AclException or JsonException or IOException)
 // to read the install directory: every assembly SbxFuse can reach is loaded now, as itself.
 PreloadAssemblies(typeof(GovernedFileSystem).Assembly);
 
-using var tree = new BackingTree(source);
+BackingTree tree;
+try
+{
+    tree = sourceFd is { } inherited ? new BackingTree(inherited) : new BackingTree(source!);
+    if (sourceId is { } id)
+    {
+        tree.RequireIdentity(id.Device, id.Inode);
+    }
+}
+catch (IOException ex)
+{
+    // Fail closed: never serve a directory other than the one the workspace was created with.
+    Console.Error.WriteLine("hive-sbxfuse: refusing to serve: " + ex.Message);
+    return 3;
+}
+
+using var ownedTree = tree;
 using var auditLog = new AuditLog(spool, spoolSource, mount);
-var fs = new GovernedFileSystem(tree, auditLog, mount, policy);
+using var artifacts = new Artifacts(auditLog, limits, tree, mount);
+var fs = new GovernedFileSystem(tree, auditLog, mount, policy, artifacts);
 FuseCallbacks.Fs = fs;
+KernelChannel.Created = fs.Created;
 await using var controlServer = new ControlServer(fs, mount, Mount.RequestStop);
 if (control is not null)
 {
@@ -77,8 +114,8 @@ return Mount.Run(target, pidFile, cacheTimeout, () =>
 {
     try
     {
-        fs.Policy = LoadPolicy();
-        Console.Error.WriteLine("hive-sbxfuse: ACLs reloaded");
+        var (epoch, inodes) = fs.ReplacePolicy(LoadPolicy());
+        Console.Error.WriteLine($"hive-sbxfuse: ACLs reloaded ({CacheLog.Describe(epoch, inodes)})");
     }
     catch (Exception ex) when (ex is AclException or JsonException or IOException)
     {
@@ -103,6 +140,13 @@ static void PreloadAssemblies(System.Reflection.Assembly root)
 }
 
 internal sealed record AclRuleJson(string? path, string? access);
+
+internal static class CacheLog
+{
+    public static string Describe(bool epoch, int inodes) =>
+        (epoch ? "every cached name made stale" : "this kernel cannot make cached names stale at once (FUSE_NOTIFY_INC_EPOCH needs Linux 6.16): they expire with the entry timeout")
+        + $", page cache and attributes of {inodes} open file(s) dropped";
+}
 
 internal static unsafe class Mount
 {

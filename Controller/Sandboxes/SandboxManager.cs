@@ -35,6 +35,7 @@ internal sealed partial class SandboxManager(
 {
     private static readonly TimeSpan StatusTimeout = TimeSpan.FromSeconds(3);
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _rootsGate = new(1, 1);
     private readonly Polly.ResiliencePipeline<Protos.V1.SandboxStatus> _readiness = Readiness.Build(time);
 
     public async Task<(SandboxRecord Record, bool Created)> CreateAsync(CreateSandboxRequest request, string? pathName, bool getOrCreate)
@@ -47,7 +48,7 @@ internal sealed partial class SandboxManager(
         var config = SandboxConfigValidator.Validate(request, pathName, host.MemoryBytes, host.Cpus);
         foreach (var fs in config.Fs.Where(f => f.Root is not null))
         {
-            launcher.ResolveRoot(fs.Root!); // refuse a root outside the operator's --fs-roots before anything is created
+            launcher.Roots.Resolve(fs.Root!, create: false); // refuse a root outside the operator's --fs-roots before anything is created
         }
 
         using var held = await LockAsync(config.Name);
@@ -77,9 +78,20 @@ internal sealed partial class SandboxManager(
             CreatedAt = now,
             ExpiresAt = now.AddSeconds(config.TimeoutSeconds),
         };
-        if (!store.TryInsert(record))
+        // Roots are checked against the other sandboxes' and the row inserted under one lock, so two
+        // creates cannot each miss the other's root.
+        await _rootsGate.WaitAsync();
+        try
         {
-            throw ApiException.Conflict($"sandbox '{config.Name}' already exists");
+            launcher.Roots.RefuseOverlaps(config.Name, config.Fs, store.List().SelectMany(r => r.Config.Fs.Where(f => f.Root is not null).Select(f => (r.Name, f.Root!))));
+            if (!store.TryInsert(record))
+            {
+                throw ApiException.Conflict($"sandbox '{config.Name}' already exists");
+            }
+        }
+        finally
+        {
+            _rootsGate.Release();
         }
 
         try

@@ -9,7 +9,7 @@ public sealed record AclRule(string Path, Access Access);
 /// no rule covers is denied. Paths must be absolute and normalized (the caller resolves symlinks
 /// and <c>..</c> first, so decisions are always about the real target).
 /// </summary>
-public sealed class AclPolicy
+public sealed partial class AclPolicy
 {
     private readonly (PathGlob Glob, Access Access, int Index)[] _rules;
 

@@ -11,6 +11,7 @@ namespace Hive.Policy.Fs;
 public sealed class PathGlob
 {
     private readonly Regex _regex;
+    private GlobAutomaton? _automaton;
 
     private PathGlob(string pattern, Regex regex, bool namesEntry, int literalSegments, int literalChars, int globstars, int wildcards)
     {
@@ -30,6 +31,9 @@ public sealed class PathGlob
     public (int NamesEntry, int LiteralSegments, int LiteralChars, int NegGlobstars, int NegWildcards) Specificity { get; }
 
     public bool IsMatch(string path) => _regex.IsMatch(path);
+
+    /// <summary>The pattern as an inspectable automaton (built on first use: only rename checks need it).</summary>
+    internal GlobAutomaton Automaton => LazyInitializer.EnsureInitialized(ref _automaton, () => GlobAutomaton.Build(Pattern));
 
     public static bool TryParse(string pattern, out PathGlob? glob, out string? error)
     {

@@ -37,13 +37,16 @@ internal sealed class AuditLog(string spoolDir, string source, string mount) : I
         return _spool.TryAppend(new Event { TsUnixUs = NowUs(), Kind = "fs." + e.Op, Decision = e.Decision, Fs = body });
     }
 
-    /// <summary><c>artifact.written</c>: a file the agent wrote, as stored when its last handle closed.</summary>
-    public bool TryRecordArtifact(string path, long size, string? sha256) =>
+    /// <summary>
+    /// <c>artifact.written</c>: a file the agent wrote, as stored when its last handle closed; without
+    /// a hash, <paramref name="hashSkipped"/> says why ("too large", "cpu limit", "busy", ...).
+    /// </summary>
+    public bool TryRecordArtifact(string path, long size, string? sha256, string? hashSkipped = null) =>
         _spool.TryAppend(new Event
         {
             TsUnixUs = NowUs(),
             Kind = "artifact.written",
-            Artifact = new ArtifactEvent { Mount = mount, Path = path, Size = size, Sha256 = sha256 ?? string.Empty },
+            Artifact = new ArtifactEvent { Mount = mount, Path = path, Size = size, Sha256 = sha256 ?? string.Empty, HashSkipped = hashSkipped ?? string.Empty },
         });
 
     /// <summary>Makes every event so far survive a host crash (on the agent's fsync, and on drain).</summary>

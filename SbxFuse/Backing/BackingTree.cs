@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Hive.Interop;
+using Hive.Interop.Fuse;
 
 namespace Hive.SbxFuse.Backing;
 
@@ -10,13 +11,14 @@ namespace Hive.SbxFuse.Backing;
 /// tree is written by the untrusted agent; no symlink or ".." it plants can make this process
 /// touch anything outside it.
 /// </summary>
-internal sealed class BackingTree : IDisposable
+internal sealed unsafe class BackingTree : IDisposable
 {
     /// <summary>O_ACCMODE, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_NONBLOCK, O_DSYNC, O_SYNC, O_LARGEFILE, O_DIRECTORY, O_NOATIME.</summary>
     private const int OpenFlagsPassedThrough = 0x3 | 0x40 | 0x80 | 0x200 | 0x400 | 0x800 | 0x1000 | 0x101000 | 0x8000 | 0x10000 | 0x40000;
 
     private const ulong Strict = Libc.RESOLVE_BENEATH | Libc.RESOLVE_NO_SYMLINKS | Libc.RESOLVE_NO_MAGICLINKS | Libc.RESOLVE_NO_XDEV;
 
+    /// <summary>Opens <paramref name="root"/> by path (standalone use and the benchmarks; Sbxd hands over a descriptor).</summary>
     public BackingTree(string root)
     {
         Root = Path.GetFullPath(root);
@@ -27,7 +29,48 @@ internal sealed class BackingTree : IDisposable
         }
     }
 
+    /// <summary>
+    /// Serves the directory behind an inherited descriptor: Sbxd resolved the workspace root beneath
+    /// the operator's directory without following links and checked its identity, so no path is
+    /// looked up again here, where a sandbox sharing a parent could have swapped it meanwhile.
+    /// </summary>
+    public BackingTree(int fd)
+    {
+        Root = "/proc/self/fd/" + fd.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var stat = default(Stat);
+        if (Libc.fstat(fd, &stat) != 0)
+        {
+            throw SyscallException.FromLastError("fstat", Root);
+        }
+
+        if ((stat.Mode & 0xF000) != 0x4000)
+        {
+            throw new IOException($"descriptor {fd} is not a directory");
+        }
+
+        Libc.SetCloseOnExec(fd, true);
+        RootFd = fd;
+    }
+
     public string Root { get; }
+
+    /// <summary>
+    /// Fails unless the root is the directory with this device and inode (what was recorded when
+    /// the workspace was created): a directory replaced since — by another, or by a symlink to
+    /// somewhere else — is never served.
+    /// </summary>
+    public void RequireIdentity(ulong device, ulong inode)
+    {
+        if (!Libc.TryIdentity(RootFd, out var dev, out var ino))
+        {
+            throw SyscallException.FromLastError("fstat", Root);
+        }
+
+        if (dev != device || ino != inode)
+        {
+            throw new IOException($"the workspace root is not the directory it was created as (device:inode {dev}:{ino}, expected {device}:{inode})");
+        }
+    }
 
     public int RootFd { get; }
 

@@ -41,16 +41,19 @@ internal sealed class ControlServer(GovernedFileSystem fs, string mount, Action 
             rules.Add(new AclRule(request.Rules[i].Path, access));
         }
 
+        AclPolicy policy;
         try
         {
-            fs.Policy = rules.Count == 0 ? AclPolicy.Default(mount) : AclPolicy.Parse(mount, rules);
+            policy = rules.Count == 0 ? AclPolicy.Default(mount) : AclPolicy.Parse(mount, rules);
         }
         catch (AclException ex)
         {
             throw new RpcException(StatusCode.InvalidArgument, ex.Message);
         }
 
-        Console.Error.WriteLine($"hive-sbxfuse: ACLs replaced over the control socket ({rules.Count} rules)");
+        // Answered once the kernel's caches were told: every operation after the reply is decided by the new rules.
+        var (epoch, inodes) = fs.ReplacePolicy(policy);
+        Console.Error.WriteLine($"hive-sbxfuse: ACLs replaced over the control socket ({rules.Count} rules; {CacheLog.Describe(epoch, inodes)})");
         return Task.FromResult(new SetAclsResponse { Rules = (uint)rules.Count });
     }
 

@@ -21,6 +21,7 @@ internal static unsafe class FuseCallbacks
         ops.Init = &Init;
         ops.Getattr = &Getattr;
         ops.Readlink = &Readlink;
+        ops.Mknod = &Mknod;
         ops.Mkdir = &Mkdir;
         ops.Unlink = &Unlink;
         ops.Rmdir = &Rmdir;
@@ -130,6 +131,14 @@ internal static unsafe class FuseCallbacks
         var p = S(path);
         var b = (nint)buffer;
         return AsCaller(() => Fs.Readlink(p, (byte*)b, size));
+    }
+
+    /// <summary>Only for nodes other than regular files (libfuse makes those with create).</summary>
+    [UnmanagedCallersOnly]
+    private static int Mknod(byte* path, uint mode, ulong rdev)
+    {
+        var p = S(path);
+        return AsCaller(() => Fs.Mknod(p, mode));
     }
 
     [UnmanagedCallersOnly]

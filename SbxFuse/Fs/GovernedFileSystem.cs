@@ -15,7 +15,7 @@ namespace Hive.SbxFuse.Fs;
 /// backing tree through descriptors, record it, and return 0/bytes or a negative errno.
 /// Denied → EACCES, writes under read-only → EROFS, an operation the audit log cannot record → EIO.
 /// </summary>
-internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit, string mount, AclPolicy policy)
+internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit, string mount, AclPolicy policy, Artifacts artifacts)
 {
     private volatile AclPolicy _policy = policy;
     private readonly WriteBehind _writeBehind = new();
@@ -47,10 +47,48 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         return flushed;
     }
 
-    public AclPolicy Policy
+    public AclPolicy Policy => _policy;
+
+    /// <summary>
+    /// New rules (hot reload), then everything the kernel caches is made to ask again, so that every
+    /// operation after this returns is decided by them and recorded — none is served from a cache
+    /// filled under the old rules:
+    /// <list type="bullet">
+    /// <item>names and attributes looked up by path: <c>FUSE_NOTIFY_INC_EPOCH</c> (Linux 6.16) makes
+    /// every cached entry stale at once, so the next use of any name is a LOOKUP (our getattr, decided);</item>
+    /// <item>open files (also those mapped with mmap, which hold their handle): their page cache and
+    /// attributes are dropped (<c>FUSE_NOTIFY_INVAL_INODE</c>), so the next read(2) or page fault is a
+    /// READ and the next fstat(2) a GETATTR on the handle — both decided by the new rules.</item>
+    /// </list>
+    /// Both notifications go from this (control) thread, never from a request's worker thread: an
+    /// inode invalidation waits for pages under I/O, which a worker may be serving.
+    /// Not reached: attributes of an inode held only by an O_PATH descriptor or a working directory
+    /// (no handle of ours, no name walked) stay cached until the attribute timeout (60 s; 0 for a
+    /// shared workspace) — what they show is metadata (mode, size, times), never content.
+    /// </summary>
+    public (bool Epoch, int Inodes) ReplacePolicy(AclPolicy policy)
     {
-        get => _policy;
-        set => _policy = value;
+        _policy = policy;
+        var epoch = KernelChannel.IncrementEpoch() == 0;
+        var inodes = 0;
+        foreach (var file in _open.Values)
+        {
+            if (file.NodeId != 0 && KernelChannel.InvalidateInode(file.NodeId) == 0)
+            {
+                inodes++;
+            }
+        }
+
+        return (epoch, inodes);
+    }
+
+    /// <summary>A CREATE reply went out (KernelChannel): the kernel's node id of the new handle's inode.</summary>
+    public void Created(ulong fh, ulong nodeId)
+    {
+        if (_open.TryGetValue((int)fh, out var file))
+        {
+            file.NodeId = nodeId;
+        }
     }
 
     public string Logical(string fusePath) => fusePath == "/" ? mount : mount == "/" ? fusePath : mount + fusePath;
@@ -158,6 +196,28 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
     /// </summary>
     private const uint PermissionBits = 0x1ff | 0x200; // rwxrwxrwx + sticky
 
+    /// <summary>
+    /// Device nodes, FIFOs and sockets are never made in a workspace (libfuse makes regular files
+    /// with create): a device node would be a door to the host's devices wherever the backing
+    /// directory is used without <c>nodev</c>, and a FIFO left in it blocks any host tool that reads
+    /// it. Refused with EPERM — as a decision, on record (without this callback the kernel would get
+    /// ENOSYS from libfuse and nothing would be recorded).
+    /// </summary>
+    public int Mknod(string path, uint mode)
+    {
+        var start = Stopwatch.GetTimestamp();
+        var logical = Logical(path);
+        var type = (mode & 0xF000) switch
+        {
+            0x2000 => "character device",
+            0x6000 => "block device",
+            0x1000 => "fifo",
+            0xC000 => "socket",
+            _ => "node",
+        };
+        return Done("mknod", logical, "deny", -Libc.EPERM, 0, start, type);
+    }
+
     public int Mkdir(string path, uint mode) => AtWrite("mkdir", path, (fd, name) => Libc.mkdirat(fd, name, mode & PermissionBits), remember: true);
 
     public int Unlink(string path) => AtWrite("unlink", path, (fd, name) => Libc.unlinkat(fd, name, 0));
@@ -180,10 +240,33 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
     public int Symlink(string target, string path) =>
         AtWrite("symlink", path, (fd, name) => Libc.symlinkat(target, fd, name), target, remember: true);
 
+    /// <summary>renameat2(2) flag: swap the two entries.</summary>
+    private const uint RenameExchange = 2;
+
+    /// <summary>
+    /// A rename is decided three ways: both names must be writable (the entries themselves), and
+    /// when a directory moves (or is swapped, with RENAME_EXCHANGE), the rules must decide
+    /// everything beneath it exactly as before (<see cref="AclPolicy.DecidesAlike"/>) — otherwise
+    /// <c>mv /w/private /w/x</c> would take <c>/w/private/*.txt</c> out of its deny rule, and a
+    /// read-only <c>/w/cfg/*.yaml</c> could be moved out, changed and moved back.
+    /// </summary>
+    /// <remarks>
+    /// Such a rename answers EXDEV, as a rename across file systems does: <c>mv</c> and most
+    /// programs then fall back to copying and deleting entry by entry, and each of those operations
+    /// is decided by the rules like any other (a denied file is neither listed nor readable, a
+    /// read-only one cannot be removed), so the fallback cannot do what the rename would have.
+    /// The check runs only on renames (never on the operations that dominate, read/write/lookup),
+    /// and the type of the entries is looked at only when the rules say the decisions would differ:
+    /// a plain file has nothing beneath it. The kernel holds both parent directories locked for the
+    /// rename, so nothing done through this mount can swap the entry between that look and the
+    /// rename; another mount of a shared workspace could, but a writer there already has its own
+    /// rules for the same files.
+    /// </remarks>
     public int Rename(string from, string to, uint flags)
     {
         var start = Stopwatch.GetTimestamp();
         var logicalTo = Logical(to);
+        var policy = _policy;
         var denied = Deny(from, write: true, out var logical, out var decision);
         if (denied is null)
         {
@@ -195,18 +278,64 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
             return Done("rename", logical, decision, rejected, 0, start, logicalTo);
         }
 
+        var exchange = (flags & RenameExchange) != 0;
         var (fromFd, fromName, e1) = tree.Parent(from);
         var (toFd, toName, e2) = tree.Parent(to);
-        var rc = e1 != 0 ? e1 : e2 != 0 ? e2 : Libc.renameat2(fromFd, fromName, toFd, toName, flags) == 0 ? 0 : -Errno();
+        var rc = e1 != 0 ? e1 : e2;
+        if (rc == 0 && !policy.DecidesAlike(logical, logicalTo, out _))
+        {
+            rc = MovesDirectory(fromFd, fromName, toFd, toName, exchange);
+            if (rc == -Libc.EXDEV)
+            {
+                decision = "deny";
+            }
+        }
+
+        if (rc == 0)
+        {
+            rc = Libc.renameat2(fromFd, fromName, toFd, toName, flags) == 0 ? 0 : -Errno();
+        }
+
         tree.Release(fromFd);
         tree.Release(toFd);
         if (rc == 0)
         {
-            Renamed(from, to, exchange: (flags & 2) != 0);
+            Renamed(from, to, exchange);
         }
 
         rc = Done("rename", logical, decision, rc, 0, start, logicalTo);
-        return rc == 0 && (flags & 2) == 0 && !ArtifactRenamed(logical, logicalTo, to) ? -Libc.EIO : rc;
+        return rc == 0 && !exchange && !artifacts.Renamed(logical, logicalTo) ? -Libc.EIO : rc;
+    }
+
+    /// <summary>
+    /// -EXDEV when the rename would move a directory (the source, or with RENAME_EXCHANGE either
+    /// side); 0 when only non-directories move; the error of looking at an entry (ENOENT, ...) as is,
+    /// never a rename of something not looked at.
+    /// </summary>
+    private static int MovesDirectory(int fromFd, string fromName, int toFd, string toName, bool exchange)
+    {
+        var stat = default(Stat);
+        if (Libc.fstatat(fromFd, fromName, &stat, Libc.AT_SYMLINK_NOFOLLOW) != 0)
+        {
+            return -Errno();
+        }
+
+        if ((stat.Mode & 0xF000) == 0x4000)
+        {
+            return -Libc.EXDEV;
+        }
+
+        if (!exchange)
+        {
+            return 0;
+        }
+
+        if (Libc.fstatat(toFd, toName, &stat, Libc.AT_SYMLINK_NOFOLLOW) != 0)
+        {
+            return -Errno();
+        }
+
+        return (stat.Mode & 0xF000) == 0x4000 ? -Libc.EXDEV : 0;
     }
 
     public int Link(string from, string to)
@@ -215,6 +344,8 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         var logicalFrom = Logical(from);
 
         // A hard link makes the same data reachable under a new name: both names must be writable.
+        // That is also all a rename check would ask: only non-directories can be linked, so nothing
+        // lies beneath either name, and two writable names decide the file alike.
         var denied = Deny(from, write: true, out _, out var decision);
         if (denied is null)
         {
@@ -326,7 +457,7 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
 
     /// <summary>
     /// The last close of a handle. A file the agent wrote through this handle is recorded as an
-    /// artifact with its size and SHA-256 (read back from the backing file, so it is what is stored).
+    /// artifact (<see cref="Artifacts"/>: size and SHA-256 within bounded host work).
     /// </summary>
     public int Release(string? path, FuseFileInfo* fi)
     {
@@ -334,18 +465,22 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         var fd = (int)fi->Fh;
         _open.TryRemove(fd, out var file);
         var logical = path is not null ? Logical(path) : file?.Logical ?? mount;
-        var recorded = true;
-        if (file is { Written: true })
-        {
-            recorded = RecordArtifact(fd, logical, file.Readable);
-        }
-
         if (file is not null)
         {
             WriteBehind.Closing(file);
         }
 
-        Libc.close(fd);
+        // The artifact record takes the descriptor over (a large file is hashed in the background).
+        var recorded = true;
+        if (file is { Written: true })
+        {
+            recorded = artifacts.Closed(fd, logical, file.Readable);
+        }
+        else
+        {
+            Libc.close(fd);
+        }
+
         var rc = Done("release", logical, "allow", 0, 0, start);
         return recorded ? rc : -Libc.EIO;
     }
@@ -461,7 +596,7 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         if (fd >= 0)
         {
             fi->Fh = (ulong)fd;
-            _open[fd] = new OpenFile(fd, path, logical);
+            _open[fd] = new OpenFile(fd, path, logical) { NodeId = KernelChannel.OpenedNodeId };
         }
 
         return Done("opendir", logical, decision, fd < 0 ? fd : 0, 0, start);
@@ -479,129 +614,6 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         if (_open.TryGetValue((int)fi->Fh, out var file))
         {
             file.Written = true;
-        }
-    }
-
-    private bool RecordArtifact(int fd, string logical, bool readable)
-    {
-        var stat = default(Stat);
-        if (Libc.fstat(fd, &stat) != 0 || (stat.Mode & 0xF000) != 0x8000)
-        {
-            return true;
-        }
-
-        if (readable)
-        {
-            return Hash(fd, logical, stat.Size);
-        }
-
-        // A write-only handle: hash through a read-only descriptor of the same file.
-        var reader = Libc.openat(Libc.AT_FDCWD, "/proc/self/fd/" + fd.ToString(System.Globalization.CultureInfo.InvariantCulture), Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
-        if (reader < 0)
-        {
-            return audit.TryRecordArtifact(logical, stat.Size, null);
-        }
-
-        try
-        {
-            return Hash(reader, logical, stat.Size);
-        }
-        finally
-        {
-            Libc.close(reader);
-        }
-    }
-
-    /// <summary>
-    /// Files just written and closed, by path: a program that saves atomically (temporary file,
-    /// then rename — editors, the files API, write_file) gets an artifact under the final name too.
-    /// </summary>
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (long Size, string? Sha256)> _closedArtifacts = new(StringComparer.Ordinal);
-
-    private bool Artifact(string logical, long size, string? sha256)
-    {
-        if (_closedArtifacts.Count > 4096)
-        {
-            _closedArtifacts.Clear(); // bounded: only the most recent saves matter
-        }
-
-        _closedArtifacts[logical] = (size, sha256);
-        return audit.TryRecordArtifact(logical, size, sha256);
-    }
-
-    /// <summary>After a rename: the artifact follows the file to its new name if it is still what was recorded.</summary>
-    private bool ArtifactRenamed(string logicalFrom, string logicalTo, string to)
-    {
-        if (!_closedArtifacts.TryRemove(logicalFrom, out var artifact))
-        {
-            return true;
-        }
-
-        var stat = default(Stat);
-        var (dirFd, name, error) = tree.Parent(to);
-        var same = error == 0 && Libc.fstatat(dirFd, name, &stat, Libc.AT_SYMLINK_NOFOLLOW) == 0 && stat.Size == artifact.Size && (stat.Mode & 0xF000) == 0x8000;
-        if (error == 0)
-        {
-            tree.Release(dirFd);
-        }
-
-        return !same || Artifact(logicalTo, artifact.Size, artifact.Sha256);
-    }
-
-    /// <summary>
-    /// SHA-256 of what is stored. A file that fits the buffer (most of them) is read once and hashed
-    /// in one call; a larger one, or one that grew meanwhile, is hashed incrementally to its end.
-    /// </summary>
-    private bool Hash(int fd, string logical, long sizeHint)
-    {
-        const int BufferSize = 1 << 20;
-        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(BufferSize);
-        try
-        {
-            fixed (byte* p = buffer)
-            {
-                var first = Libc.pread(fd, p, BufferSize, 0);
-                if (first < 0)
-                {
-                    return audit.TryRecordArtifact(logical, Math.Max(0, sizeHint), null);
-                }
-
-                if (first < BufferSize && sizeHint < BufferSize)
-                {
-                    var next = first == 0 ? 0 : Libc.pread(fd, p + first, 1, first);
-                    if (next == 0)
-                    {
-                        var digest = System.Security.Cryptography.SHA256.HashData(buffer.AsSpan(0, (int)first));
-                        return Artifact(logical, first, Convert.ToHexStringLower(digest));
-                    }
-                }
-
-                using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-                sha.AppendData(buffer, 0, (int)first);
-                long offset = first;
-                while (first > 0)
-                {
-                    var n = Libc.pread(fd, p, BufferSize, offset);
-                    if (n < 0)
-                    {
-                        return audit.TryRecordArtifact(logical, offset, null);
-                    }
-
-                    if (n == 0)
-                    {
-                        break;
-                    }
-
-                    sha.AppendData(buffer, 0, (int)n);
-                    offset += n;
-                }
-
-                return Artifact(logical, offset, Convert.ToHexStringLower(sha.GetHashAndReset()));
-            }
-        }
-        finally
-        {
-            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 
@@ -740,7 +752,8 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
         if (fd >= 0)
         {
             fi->Fh = (ulong)fd;
-            _open[fd] = new OpenFile(fd, path, logical) { Written = (flags & Libc.O_TRUNC) != 0 || op == "create", Readable = readable };
+            // The kernel's node id: an OPEN request carries it; a CREATE learns it with its reply (Created).
+            _open[fd] = new OpenFile(fd, path, logical) { Written = (flags & Libc.O_TRUNC) != 0 || op == "create", Readable = readable, NodeId = KernelChannel.OpenedNodeId };
 
             // Appends bypass the page cache: through the cache the kernel may split one write(2) at a
             // page boundary into two requests, and a second mount of the same workspace (or any other
@@ -866,6 +879,9 @@ internal sealed class OpenFile(int fd, string fusePath, string logical)
 
     /// <summary>Whether the backing descriptor can be read (the artifact hash reads through it).</summary>
     public bool Readable { get; init; }
+
+    /// <summary>The kernel's node id of the file (0 until known): what an ACL change invalidates.</summary>
+    public ulong NodeId { get; set; }
 
     // WriteBehind's state, under the object's lock: the range written since the last send, whether
     // the handle waits in its queue, whether a send is using the descriptor, whether it is closing.

@@ -14,6 +14,9 @@ namespace Hive.Sbxd.Runtime;
 /// </summary>
 internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
 {
+    /// <summary>Workspaces whose root was refused (<see cref="WorkspaceRoot"/>): not restarted by the watchdog, refused once on record.</summary>
+    private readonly HashSet<int> _refused = [];
+
     private string MountsDir => Path.Combine(layout.BindsDir, "mounts");
 
     private string FsDir => Path.Combine(layout.StateDir, "fs");
@@ -46,10 +49,15 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
         spec.Acls.Clear();
         spec.Acls.AddRange(request.Rules);
         await WriteAclFileAsync(i, cancellationToken);
+        await SaveSpecAsync(cancellationToken);
+        return IsServed(i);
+    }
+
+    private async Task SaveSpecAsync(CancellationToken cancellationToken)
+    {
         var temp = layout.SpecFile + ".new";
         await File.WriteAllBytesAsync(temp, Google.Protobuf.MessageExtensions.ToByteArray(layout.Spec), cancellationToken);
         File.Move(temp, layout.SpecFile, overwrite: true);
-        return IsServed(i);
     }
 
     private Task WriteAclFileAsync(int i, CancellationToken cancellationToken) =>
@@ -99,11 +107,25 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
         }
     }
 
+    /// <summary>Serves every workspace; one whose root was refused stays unserved (and makes this throw, after the others are up).</summary>
     public async Task EnsureAsync(CancellationToken cancellationToken)
     {
+        var refused = new List<string>();
         for (var i = 0; i < layout.Spec.Mounts.Count; i++)
         {
-            await EnsureOneAsync(i, cancellationToken);
+            try
+            {
+                await EnsureOneAsync(i, cancellationToken);
+            }
+            catch (WorkspaceRootException ex)
+            {
+                refused.Add(ex.Message);
+            }
+        }
+
+        if (refused.Count > 0)
+        {
+            throw new InvalidOperationException(string.Join("; ", refused));
         }
     }
 
@@ -130,14 +152,30 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
         PrepareTargets();
         await WriteAclFileAsync(i, cancellationToken);
         File.Delete(PidFile(i));
-        var start = await Command.RunAsync(
-            "/bin/sh",
-            ["-c", "exec setsid -f \"$0\" --source \"$1\" --target \"$2\" --mount \"$3\" --spool \"$4\" --source-name \"fs-$9\" --acls \"$5\" --pid-file \"$6\" --control \"$8\" --cache-timeout \"${10}\" >>\"$7\" 2>&1 </dev/null",
-                layout.Spec.SbxfusePath, spec.Source, target, spec.Mount, layout.SpoolDir, AclFile(i), PidFile(i), Path.Combine(FsDir, $"sbxfuse-{i}.log"), ControlSocket(i), i.ToString(System.Globalization.CultureInfo.InvariantCulture), spec.Shared ? "0" : "60"],
-            cancellationToken);
-        if (!start.Ok)
+
+        // SbxFuse gets the root as descriptor 3, opened and checked here (WorkspaceRoot), never a path.
+        var root = OpenRoot(i);
+        try
         {
-            throw new InvalidOperationException(start.Describe("starting hive-sbxfuse"));
+            if (_learned)
+            {
+                await SaveSpecAsync(cancellationToken);
+                _learned = false;
+            }
+
+            var exit = await DescriptorSpawn.RunAsync(
+                ["/bin/sh", "-c", "exec setsid -f \"$0\" --source-fd 3 --source-id \"$1\" --target \"$2\" --mount \"$3\" --spool \"$4\" --source-name \"fs-$9\" --acls \"$5\" --pid-file \"$6\" --control \"$8\" --cache-timeout \"${10}\" >>\"$7\" 2>&1 </dev/null",
+                    layout.Spec.SbxfusePath, FormattableString.Invariant($"{spec.SourceDev}:{spec.SourceIno}"), target, spec.Mount, layout.SpoolDir, AclFile(i), PidFile(i), Path.Combine(FsDir, $"sbxfuse-{i}.log"), ControlSocket(i), i.ToString(System.Globalization.CultureInfo.InvariantCulture), spec.Shared ? "0" : "60"],
+                root,
+                cancellationToken);
+            if (exit != 0)
+            {
+                throw new InvalidOperationException($"starting hive-sbxfuse failed (exit {exit})");
+            }
+        }
+        finally
+        {
+            Libc.close(root);
         }
 
         var deadline = DateTime.UtcNow.AddSeconds(20);
@@ -154,12 +192,64 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
         LogMounted(logger, spec.Mount, spec.Source);
     }
 
+    private bool _learned;
+
+    /// <summary>
+    /// The root of workspace <paramref name="i"/>, checked; a refusal is logged and recorded once
+    /// (an <c>fs.mount</c> event with decision deny) and the workspace is left to the watchdog no more.
+    /// </summary>
+    private int OpenRoot(int i)
+    {
+        var spec = layout.Spec.Mounts[i];
+        try
+        {
+            var fd = WorkspaceRoot.Open(spec, out var learned);
+            _learned |= learned;
+            _refused.Remove(i);
+            return fd;
+        }
+        catch (WorkspaceRootException ex)
+        {
+            if (_refused.Add(i))
+            {
+                LogRootRefused(logger, spec.Mount, ex.Message);
+                RecordRefusal(spec, ex);
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>Through a spool of its own, like any producer: Sbxd ingests it into the sandbox's log.</summary>
+    private void RecordRefusal(Hive.Protos.V1.FsMount spec, WorkspaceRootException ex)
+    {
+        try
+        {
+            using var spool = new Hive.Events.Spool.SpoolWriter(layout.SpoolDir, "sbxd-fs");
+            var recorded = spool.TryAppend(new Hive.Protos.V1.Event
+            {
+                TsUnixUs = (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) / 10,
+                Kind = "fs.mount",
+                Decision = "deny",
+                Fs = new Hive.Protos.V1.FsEvent { Op = "mount", Mount = spec.Mount, Path = spec.Mount, Target = spec.Source, Errno = ex.Errno },
+            });
+            if (!recorded)
+            {
+                LogRefusalNotRecorded(logger, spec.Mount);
+            }
+        }
+        catch (IOException io)
+        {
+            LogRefusalNotRecorded(logger, spec.Mount + ": " + io.Message);
+        }
+    }
+
     /// <summary>SbxFuse of mount <paramref name="i"/> is alive and its FUSE mount is in place.</summary>
     public bool IsServed(int i) =>
         File.Exists(PidFile(i)) && int.TryParse(File.ReadAllText(PidFile(i)).Trim(), out var pid) && ProcFs.IsAlive(pid) && FuseMountedAt(Target(i));
 
     /// <summary>True when some workspace lost its SbxFuse (its mount in the container is dead).</summary>
-    public bool AnyDown() => Enumerable.Range(0, layout.Spec.Mounts.Count).Any(i => !IsServed(i));
+    public bool AnyDown() => Enumerable.Range(0, layout.Spec.Mounts.Count).Any(i => !_refused.Contains(i) && !IsServed(i));
 
     /// <summary>
     /// Stops every SbxFuse: first a graceful drain over its control socket (open files are fsync'ed,
@@ -212,6 +302,12 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
 
     [LoggerMessage(EventId = 32, Level = LogLevel.Warning, Message = "Workspace {Spec}: graceful drain failed ({Reason}); stopping SbxFuse with SIGTERM")]
     private static partial void LogDrainFailed(ILogger logger, string spec, string reason);
+
+    [LoggerMessage(EventId = 33, Level = LogLevel.Error, Message = "Workspace {Mount} refused: {Reason}")]
+    private static partial void LogRootRefused(ILogger logger, string mount, string reason);
+
+    [LoggerMessage(EventId = 34, Level = LogLevel.Error, Message = "Workspace {Mount}: the refusal could not be recorded as an event")]
+    private static partial void LogRefusalNotRecorded(ILogger logger, string mount);
 
     [LoggerMessage(EventId = 31, Level = LogLevel.Information, Message = "Adopted workspace {Mount}")]
     private static partial void LogAdopted(ILogger logger, string mount);

@@ -33,21 +33,67 @@ internal sealed class SbxFuseProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
-    public static async Task<SbxFuseProcess> StartAsync(object[]? acls = null, string? spoolDir = null, Action<string>? prepare = null)
+    /// <summary>Waits (up to 30 s) for the process to exit; its exit code.</summary>
+    public async Task<int> ExitCodeAsync()
+    {
+        await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        return _process.ExitCode;
+    }
+
+    /// <summary>Polls the spool until <paramref name="done"/> holds (or 30 s pass); the events then.</summary>
+    public async Task<List<JsonElement>> WaitForAuditAsync(Func<List<JsonElement>, bool> done)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            var audit = await AuditAsync();
+            if (done(audit) || DateTime.UtcNow > deadline)
+            {
+                return audit;
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
+    /// <param name="extraArgs">More options for hive-sbxfuse (limits, --source-id).</param>
+    /// <param name="byDescriptor">Hand the backing directory over as descriptor 3 (--source-fd), as Sbxd does, instead of its path.</param>
+    /// <param name="waitForMount">False: return at once (for a start that is expected to fail).</param>
+    /// <param name="pinIdentity">Pass --source-id with the backing directory's own device and inode.</param>
+    public static async Task<SbxFuseProcess> StartAsync(object[]? acls = null, string? spoolDir = null, Action<string>? prepare = null, string[]? extraArgs = null, bool byDescriptor = false, bool waitForMount = true, bool pinIdentity = false)
     {
         var root = Directory.CreateTempSubdirectory("hive-sbxfuse-").FullName;
         Directory.CreateDirectory(Path.Combine(root, "src"));
         Directory.CreateDirectory(Path.Combine(root, "mnt"));
         prepare?.Invoke(Path.Combine(root, "src"));
         var spool = spoolDir ?? Path.Combine(root, "spool");
-        var args = new List<string> { "--source", Path.Combine(root, "src"), "--target", Path.Combine(root, "mnt"), "--mount", "/workspace", "--spool", spool, "--source-name", "fs-0", "--control", Path.Combine(root, "control.sock") };
+        var binary = Path.Combine(AppContext.BaseDirectory, "hive-sbxfuse");
+        var args = new List<string> { "--target", Path.Combine(root, "mnt"), "--mount", "/workspace", "--spool", spool, "--source-name", "fs-0", "--control", Path.Combine(root, "control.sock") };
         if (acls is not null)
         {
             await File.WriteAllTextAsync(Path.Combine(root, "acls.json"), JsonSerializer.Serialize(acls));
             args.AddRange(["--acls", Path.Combine(root, "acls.json")]);
         }
 
-        var process = Process.Start(new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "hive-sbxfuse"), args) { UseShellExecute = false, RedirectStandardError = true })!;
+        args.AddRange(extraArgs ?? []);
+        if (pinIdentity)
+        {
+            args.AddRange(["--source-id", await IdentityAsync(Path.Combine(root, "src"))]);
+        }
+
+        ProcessStartInfo start;
+        if (byDescriptor)
+        {
+            start = new ProcessStartInfo("/bin/sh", ["-c", "exec 3<\"$0\" && exec \"$@\"", Path.Combine(root, "src"), binary, "--source-fd", "3", .. args]);
+        }
+        else
+        {
+            start = new ProcessStartInfo(binary, ["--source", Path.Combine(root, "src"), .. args]);
+        }
+
+        start.UseShellExecute = false;
+        start.RedirectStandardError = true;
+        var process = Process.Start(start)!;
         var fs = new SbxFuseProcess(root, process) { SpoolDir = spool };
         process.ErrorDataReceived += (_, e) =>
         {
@@ -68,7 +114,7 @@ internal sealed class SbxFuseProcess : IAsyncDisposable
         };
         process.BeginErrorReadLine();
         var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (!(await File.ReadAllTextAsync("/proc/self/mountinfo")).Contains(fs.Target, StringComparison.Ordinal))
+        while (waitForMount && !(await File.ReadAllTextAsync("/proc/self/mountinfo")).Contains(fs.Target, StringComparison.Ordinal))
         {
             if (process.HasExited || DateTime.UtcNow > deadline)
             {
@@ -83,6 +129,14 @@ internal sealed class SbxFuseProcess : IAsyncDisposable
     }
 
     public string M(string relative) => Path.Combine(Target, relative);
+
+    /// <summary>"device:inode" of a directory (what --source-id expects).</summary>
+    public static async Task<string> IdentityAsync(string directory)
+    {
+        var (code, output) = await GovernedMountTests.RunAsync("stat", "-c", "%d:%i", directory);
+        Assert.That(code, Is.Zero, output);
+        return output.Trim();
+    }
 
     /// <summary>What the process has logged so far.</summary>
     public string Stderr

@@ -14,59 +14,8 @@ internal sealed partial class SbxdLauncher(ControllerOptions options, ILogger<Sb
 {
     public string StateDir(string name) => Path.Combine(options.SandboxesDir, name);
 
-    /// <summary>
-    /// A workspace's explicit <c>root</c>: it (or, when it does not exist yet, its nearest existing
-    /// parent) must resolve — symlinks followed — to a directory under one of the operator's
-    /// <c>--fs-roots</c>. Created when missing. Returns the resolved path.
-    /// </summary>
-    public string ResolveRoot(string root)
-    {
-        if (options.FsRoots.Count == 0)
-        {
-            throw Api.ApiException.BadRequest($"fs root '{root}' is not allowed: this Controller allows no shared workspace roots (start it with --fs-roots DIR or HIVE_FS_ROOTS)");
-        }
-
-        var existing = root;
-        var rest = new Stack<string>();
-        while (!Directory.Exists(existing) && Path.GetDirectoryName(existing) is { } parent)
-        {
-            rest.Push(Path.GetFileName(existing));
-            existing = parent;
-        }
-
-        var resolved = RealPath(Path.GetFullPath(existing));
-        while (rest.Count > 0)
-        {
-            resolved = Path.Combine(resolved, rest.Pop());
-        }
-
-        if (!options.FsRoots.Any(allowed => resolved == allowed || resolved.StartsWith(allowed + "/", StringComparison.Ordinal)) || options.FsRoots.Contains(resolved))
-        {
-            throw Api.ApiException.BadRequest($"fs root '{root}' is not allowed: it must lie inside one of {string.Join(", ", options.FsRoots)}");
-        }
-
-        Directory.CreateDirectory(resolved);
-        return resolved;
-    }
-
-    /// <summary>Every symlink in the path resolved (the kernel's view), via /proc/self/fd of an O_PATH descriptor.</summary>
-    private static string RealPath(string path)
-    {
-        var fd = Interop.Libc.openat2(Interop.Libc.AT_FDCWD, path, Interop.Libc.O_PATH | Interop.Libc.O_DIRECTORY | Interop.Libc.O_CLOEXEC, 0, 0);
-        if (fd < 0)
-        {
-            throw Api.ApiException.BadRequest($"fs root '{path}' cannot be opened");
-        }
-
-        try
-        {
-            return new FileInfo("/proc/self/fd/" + fd.ToString(System.Globalization.CultureInfo.InvariantCulture)).LinkTarget ?? path;
-        }
-        finally
-        {
-            Interop.Libc.close(fd);
-        }
-    }
+    /// <summary>Where workspaces may live, and which directory each one is (see <see cref="WorkspaceRoots"/>).</summary>
+    public WorkspaceRoots Roots { get; } = new(options);
 
     /// <summary>The sandbox's durable event log (survives destroy; a new sandbox of the same name continues it).</summary>
     public string EventsDir(string name) => Path.Combine(options.EventsDir, name);
@@ -137,8 +86,17 @@ internal sealed partial class SbxdLauncher(ControllerOptions options, ILogger<Sb
         spec.UsageIntervalMs = (uint)options.UsageInterval.TotalMilliseconds;
         foreach (var fs in config.Fs)
         {
-            var mount = new FsMount { Mount = fs.Mount, Source = fs.Root is { } root ? ResolveRoot(root) : WorkspaceDir(config.Name, fs.Mount), Shared = fs.Root is not null };
-            Directory.CreateDirectory(mount.Source);
+            // Resolved (and created) here, with the directory's identity: Sbxd serves nothing else.
+            var root = fs.Root is { } explicitRoot ? Roots.Resolve(explicitRoot, create: true) : Roots.ResolveLocal(WorkspaceDir(config.Name, fs.Mount));
+            var mount = new FsMount
+            {
+                Mount = fs.Mount,
+                Source = root.Path,
+                SourceBeneath = root.Beneath,
+                SourceDev = root.Device,
+                SourceIno = root.Inode,
+                Shared = fs.Root is not null,
+            };
             foreach (var acl in fs.Acls ?? [new FsAclConfig(fs.Mount + "/**", "rw")])
             {
                 mount.Acls.Add(new FsAclRule { Path = acl.Path, Access = acl.Access });
