@@ -17,6 +17,9 @@ internal sealed class ExecService(ChildReaper reaper, PipePump pump, AgentEnviro
     /// <summary>After the command exits, how long to keep reading pipes that background children hold open.</summary>
     private static readonly TimeSpan DrainAfterExit = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>How long to wait for the pump to take what abandoned pipes already hold.</summary>
+    private static readonly TimeSpan AbandonedReadersWait = TimeSpan.FromSeconds(5);
+
     public Task<ExecResponse> ExecAsync(ExecRequest request, CallContext context) => RunAsync(request, context.CancellationToken);
 
     /// <summary>Runs one command (also for the MCP <c>exec</c> tool); cancelling kills its process group.</summary>
@@ -89,12 +92,14 @@ internal sealed class ExecService(ChildReaper reaper, PipePump pump, AgentEnviro
 
         stopwatch.Stop();
 
-        // Background children may keep the pipes open: give them a moment, then stop reading.
+        // Background children may keep the pipes open: give them a moment, then stop reading — after
+        // the pump has taken what is already in the pipes (it ends both collectors when it is done).
         var readers = Task.WhenAll(stdout.Ended, stderr.Ended);
         if (await Task.WhenAny(readers, Task.Delay(DrainAfterExit)) != readers)
         {
             pump.Abandon(child.Stdout);
             pump.Abandon(child.Stderr);
+            await Task.WhenAny(readers, Task.Delay(AbandonedReadersWait)); // bounded: a descriptor the pump never registered never ends
         }
 
         var signal = Hive.Interop.Libc.Exited(status) ? 0 : Hive.Interop.Libc.TermSignal(status);

@@ -44,14 +44,30 @@ internal sealed unsafe class PipePump
     public void Write(int fd, ReadOnlyMemory<byte> data, Action onEnd) =>
         Post(() => Register(fd, new Registration { Pending = data, OnEnd = onEnd }, Libc.EPOLLOUT));
 
-    /// <summary>Stops reading or writing <paramref name="fd"/> and closes it (for output held open by background processes).</summary>
+    /// <summary>
+    /// Stops reading or writing <paramref name="fd"/> and closes it (for output held open by background
+    /// processes). Output already in the pipe is read first — what the command wrote before it exited
+    /// must not be lost because the pump thread was slow to get to it — but at most
+    /// <see cref="AbandonReads"/> buffers, so a background writer that never stops cannot hold the pump.
+    /// </summary>
     public void Abandon(int fd) => Post(() =>
     {
-        if (_registrations.ContainsKey(fd))
+        if (_registrations.TryGetValue(fd, out var registration))
         {
-            Finish(fd);
+            if (registration.OnData is not null)
+            {
+                Drain(fd, registration, AbandonReads);
+            }
+
+            if (_registrations.ContainsKey(fd))
+            {
+                Finish(fd);
+            }
         }
     });
+
+    /// <summary>Buffers read from a pipe that is being abandoned: 16 × 64 KiB, the default pipe capacity many times over.</summary>
+    private const int AbandonReads = 16;
 
     private void Post(Action request)
     {
@@ -110,7 +126,7 @@ internal sealed unsafe class PipePump
                 {
                     if (registration.OnData is not null)
                     {
-                        Drain(fd, registration);
+                        Drain(fd, registration, int.MaxValue);
                     }
                     else
                     {
@@ -121,11 +137,11 @@ internal sealed unsafe class PipePump
         }
     }
 
-    private void Drain(int fd, Registration registration)
+    private void Drain(int fd, Registration registration, int maxReads)
     {
         fixed (byte* buffer = _buffer)
         {
-            while (true)
+            for (var reads = 0; reads < maxReads; reads++)
             {
                 var n = Libc.read(fd, buffer, (nuint)_buffer.Length);
                 if (n > 0)
