@@ -10,6 +10,15 @@ namespace Hive.Policy.Fs;
 /// </summary>
 public sealed class PathGlob
 {
+    /// <summary>
+    /// Bounds a pathological match (several <c>**</c> against a long path the agent chose) so it cannot
+    /// hold a file system thread; a match that runs out is an error (EIO, fail closed). Generous on
+    /// purpose: a 100 ms bound was met by an 8-character path during a GC pause on a loaded machine,
+    /// and a compiled backtracking regex is several times cheaper per match than NonBacktracking,
+    /// which matters on the file system's hot path.
+    /// </summary>
+    internal static readonly TimeSpan MatchTimeout = TimeSpan.FromSeconds(2);
+
     private readonly Regex _regex;
     private GlobAutomaton? _automaton;
 
@@ -95,7 +104,7 @@ public sealed class PathGlob
 
         regex.Append('$');
         var namesEntry = segments.Length > 0 && segments[^1] != "**" && pattern != "/";
-        glob = new PathGlob(pattern, new Regex(regex.ToString(), RegexOptions.CultureInvariant | RegexOptions.Compiled, TimeSpan.FromMilliseconds(100)), namesEntry, literalSegments, literalChars, globstars, wildcards);
+        glob = new PathGlob(pattern, new Regex(regex.ToString(), RegexOptions.CultureInvariant | RegexOptions.Compiled, MatchTimeout), namesEntry, literalSegments, literalChars, globstars, wildcards);
         return true;
     }
 

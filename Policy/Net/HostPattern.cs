@@ -52,7 +52,7 @@ public sealed partial class HostPattern
         }
 
         var regex = prefix + Regex.Escape(body).Replace("\\*\\*", ".*", StringComparison.Ordinal).Replace("\\*", "[a-z0-9-]*", StringComparison.Ordinal);
-        return new HostPattern(pattern, new Regex("^" + regex + "$", RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100)));
+        return new HostPattern(pattern, new Regex("^" + regex + "$", RegexOptions.CultureInvariant, Hive.Policy.Fs.PathGlob.MatchTimeout));
     }
 
     /// <summary>
