@@ -231,10 +231,32 @@ internal sealed partial class SandboxManager(
         {
             return await call(clients);
         }
-        catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable && launcher.LivePid(name) is null)
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable)
         {
+            // Sbxd gone: restart it. A restarted Sbxd — ours, or the supervisor's, which may have come
+            // first — answers "creating" until the sandbox runs again: wait for that, then retry once.
+            // Otherwise (Sbxd up and not starting) the failure is the answer: no blind retry.
+            if (launcher.LivePid(name) is not null && !await IsStartingAsync(name))
+            {
+                throw;
+            }
+
             await RecoverAsync(name, CancellationToken.None);
+            using var timeout = new CancellationTokenSource(options.CreateTimeout);
+            await WaitRunningAsync(name, timeout.Token);
             return await call(clients);
+        }
+    }
+
+    private async Task<bool> IsStartingAsync(string name)
+    {
+        try
+        {
+            return (await clients.GetStatusAsync(name, StatusTimeout, CancellationToken.None)).State == Protos.V1.SandboxState.Creating;
+        }
+        catch (RpcException)
+        {
+            return false;
         }
     }
 
