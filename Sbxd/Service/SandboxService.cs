@@ -82,8 +82,11 @@ internal sealed partial class SandboxService(SandboxLayout layout, SandboxRuntim
 
         if (state == SandboxState.Running && !runtime.ContainerAlive())
         {
-            state = SandboxState.Failed;
-            error = "the container's init (hive-agent) exited; see agent.log in the state directory";
+            // The watchdog starts the container again (Failed only if that fails): until it has, the
+            // sandbox is restarting, not failed — the Controller must not mark it failed for the moment
+            // between the init's exit and the watchdog's next look.
+            state = SandboxState.Creating;
+            error = "restarting: the container's init (hive-agent) exited";
         }
 
         return Task.FromResult(new SandboxStatus
