@@ -19,8 +19,12 @@ public sealed class SbxdTests
         Assert.That(echo.ExitCode, Is.EqualTo(4));
         Assert.That(echo.Stdout.ToStringUtf8(), Is.EqualTo($"hello\nyes {sandbox.Name}\n1000\n{sandbox.Name}\n"));
 
-        var ps = await sandbox.ExecAsync("cat /proc/1/cmdline | tr '\\0' ' '");
-        Assert.That(ps.Stdout.ToStringUtf8(), Does.StartWith("/.hive/agent/hive-agent --listen-fd 3"), "the agent is PID 1");
+        // The agent is PID 1 — seen from the host: inside, /proc/1 is hidden (hidepid=ptraceable, the agent is not dumpable).
+        var init = (await sandbox.StatusAsync()).ContainerPid;
+        Assert.That(File.ReadAllText($"/proc/{init}/cmdline").Replace('\0', ' '), Does.StartWith("/.hive/agent/hive-agent --listen-fd 3"), "the agent is the container's init");
+        Assert.That(File.ReadLines($"/proc/{init}/status").First(l => l.StartsWith("NSpid:", StringComparison.Ordinal)), Does.EndWith("\t1"), "PID 1 in its namespace");
+        var hidden = await sandbox.ExecAsync("cat /proc/1/cmdline");
+        Assert.That(hidden.ExitCode, Is.Not.Zero, "/proc/1 is out of the sandbox's reach");
         var ro = await sandbox.ExecAsync("touch /.hive/x 2>&1 || echo ro");
         Assert.That(ro.Stdout.ToStringUtf8(), Does.Contain("ro"));
         var net = await sandbox.ExecAsync("ls /sys/class/net");
