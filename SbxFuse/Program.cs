@@ -258,6 +258,8 @@ internal static unsafe class Mount
             RequestStop();
         }
 
+        // Started under nohup (or as a background job) SIGHUP/SIGINT arrive ignored: make them ours again.
+        Hive.Interop.Libc.RestoreIgnoredSignals(Hive.Interop.Libc.SIGHUP, Hive.Interop.Libc.SIGINT, Hive.Interop.Libc.SIGTERM);
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c =>

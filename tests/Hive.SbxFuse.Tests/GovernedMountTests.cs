@@ -80,10 +80,11 @@ public sealed class GovernedMountTests
         Assert.That(events.All(e => e.GetProperty("mount").GetString() == "/workspace"));
     }
 
-    [Test]
-    public async Task Hot_reload_applies_to_open_handles()
+    [TestCase(false)]
+    [TestCase(true, TestName = "Hot_reload_applies_to_open_handles(started under nohup: SIGHUP inherited ignored)")]
+    public async Task Hot_reload_applies_to_open_handles(bool underNohup)
     {
-        await using var fs = await SbxFuseProcess.StartAsync(Rules, prepare: Seed);
+        await using var fs = await SbxFuseProcess.StartAsync(Rules, prepare: Seed, underNohup: underNohup);
         await using var open = new FileStream(fs.M("live.txt"), FileMode.Create, FileAccess.ReadWrite, FileShare.ReadWrite, 1, FileOptions.WriteThrough);
         open.Write("one"u8);
         open.Flush();

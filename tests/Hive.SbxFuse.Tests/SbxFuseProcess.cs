@@ -60,7 +60,8 @@ internal sealed class SbxFuseProcess : IAsyncDisposable
     /// <param name="byDescriptor">Hand the backing directory over as descriptor 3 (--source-fd), as Sbxd does, instead of its path.</param>
     /// <param name="waitForMount">False: return at once (for a start that is expected to fail).</param>
     /// <param name="pinIdentity">Pass --source-id with the backing directory's own device and inode.</param>
-    public static async Task<SbxFuseProcess> StartAsync(object[]? acls = null, string? spoolDir = null, Action<string>? prepare = null, string[]? extraArgs = null, bool byDescriptor = false, bool waitForMount = true, bool pinIdentity = false)
+    /// <param name="underNohup">Start it with SIGHUP and SIGINT ignored, as <c>nohup</c> or a background job would.</param>
+    public static async Task<SbxFuseProcess> StartAsync(object[]? acls = null, string? spoolDir = null, Action<string>? prepare = null, string[]? extraArgs = null, bool byDescriptor = false, bool waitForMount = true, bool pinIdentity = false, bool underNohup = false)
     {
         var root = Directory.CreateTempSubdirectory("hive-sbxfuse-").FullName;
         Directory.CreateDirectory(Path.Combine(root, "src"));
@@ -85,6 +86,10 @@ internal sealed class SbxFuseProcess : IAsyncDisposable
         if (byDescriptor)
         {
             start = new ProcessStartInfo("/bin/sh", ["-c", "exec 3<\"$0\" && exec \"$@\"", Path.Combine(root, "src"), binary, "--source-fd", "3", .. args]);
+        }
+        else if (underNohup)
+        {
+            start = new ProcessStartInfo("/bin/sh", ["-c", "trap '' HUP INT && exec \"$@\"", "sh", binary, "--source", Path.Combine(root, "src"), .. args]);
         }
         else
         {
