@@ -16,8 +16,14 @@ for suite in "${suites[@]}"; do
   name=$(basename "$suite")
   echo "==> test: $name"
   log="$results/$name.log"
+  # Shown: failures with their message (the lines after "Error Message:", which say what was
+  # expected and what came), the first frames of their stack, build errors and the totals.
   dotnet test "$suite" -c Release --nologo -v q --logger "console;verbosity=normal" 2>&1 | tee "$log" \
-    | grep -E '^\s*(Passed|Failed|Skipped) [A-Za-z_]|error|Error Message|^\s+at |Total tests|Passed!|Failed!' | grep -v '^\s*Passed ' || true
+    | awk '/^[[:space:]]*Error Message:/ { msg = 6 }
+           msg > 0 { print; msg--; next }
+           /^[[:space:]]*(Failed|Skipped) [A-Za-z_]|error|Total tests|Passed!|Failed!/ { print }
+           /^[[:space:]]+at / && frames++ < 3 { print }
+           /^[[:space:]]*(Passed|Failed|Skipped) [A-Za-z_]/ { frames = 0 }' || true
   if ! grep -qE '^Total tests: [0-9]+' "$log"; then
     echo "!!  $name: no test summary (build failure or crash) — counted as 1 failure"
     tail -20 "$log"
