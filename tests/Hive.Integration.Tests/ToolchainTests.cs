@@ -135,7 +135,7 @@ public sealed class ToolchainTests
             set -e
             rm -rf /opt/npm /tmp/app /tmp/npm-postinstall && tar -xzf /opt/npm.tgz -C /opt
             mkdir -p /tmp/app && cd /tmp/app && echo '{"name": "app", "version": "1.0.0", "private": true}' > package.json
-            node /opt/npm/bin/npm-cli.js install --offline --no-audit --no-fund --loglevel=error /tmp/hive-local-1.0.0.tgz 2>/dev/null
+            node /opt/npm/bin/npm-cli.js install --offline --no-audit --no-fund /tmp/hive-local-1.0.0.tgz >/tmp/npm.log 2>&1 || { cat /tmp/npm.log; exit 1; }
             node -e 'console.log(require("hive-local").answer)' && cat /tmp/npm-postinstall && echo && grep -c hive-local package.json
             """);
         Assert.That(output, Is.EqualTo("42\ninstalled\n1\n"));
