@@ -5,15 +5,40 @@ namespace Hive.Sbxd.Runtime;
 
 /// <summary>
 /// The OCI runtime spec (config.json) of a sandbox container: hive-agent as PID 1, the sandbox's
-/// namespaces and limits, Docker's default capability set, masked /proc paths, read-only /sys.
+/// namespaces and limits, a minimal capability set, masked /proc paths, read-only /sys.
 /// </summary>
 internal static class OciSpec
 {
-    /// <summary>Docker's default capabilities: no SYS_ADMIN, NET_ADMIN, SYS_PTRACE, SYS_MODULE, SYS_RESOURCE…</summary>
+    /// <summary>
+    /// What root in a sandbox may do beyond an ordinary user: only what the base image's tools, pip,
+    /// npm, git and apt/dpkg need (CapabilityTests shows each one's absence breaking them). The same
+    /// set is the bounding, effective and permitted set; nothing is inheritable or ambient.
+    /// </summary>
+    /// <remarks>
+    /// <list type="bullet">
+    /// <item><c>CAP_CHOWN</c>: tar, dpkg, pip and npm give extracted files their owners.</item>
+    /// <item><c>CAP_DAC_OVERRIDE</c>: root reads and writes other users' files and directories (a
+    /// user's home, apt's <c>_apt</c>-owned cache, files an upload replaces).</item>
+    /// <item><c>CAP_FOWNER</c>: root sets modes and times of files it does not own (tar -p, dpkg,
+    /// <c>chmod</c> in another user's tree).</item>
+    /// <item><c>CAP_SETUID</c>, <c>CAP_SETGID</c>: apt runs its downloads as <c>_apt</c>; su, runuser and
+    /// setpriv run commands as other users.</item>
+    /// <item><c>CAP_KILL</c>: root signals processes of other users (a server it started as
+    /// <c>nobody</c>, <c>pkill -u</c>).</item>
+    /// </list>
+    /// Dropped from Docker's default set: <c>CAP_NET_RAW</c> (raw and packet sockets: hand-made
+    /// packets past the sandbox's own stack), <c>CAP_MKNOD</c> (device nodes), <c>CAP_SETFCAP</c> (file
+    /// capabilities), <c>CAP_AUDIT_WRITE</c> (the kernel refuses audit messages from a pid namespace
+    /// anyway), <c>CAP_SYS_CHROOT</c> (dpkg and apt chroot only for <c>--root</c>), <c>CAP_SETPCAP</c>
+    /// (lowering the bounding set or securebits), <c>CAP_FSETID</c> (keeping set-group-ID for a group
+    /// root is not in: with no_new_privileges the bits do nothing in a sandbox) and
+    /// <c>CAP_NET_BIND_SERVICE</c> (the sandbox's network namespace lets anyone bind ports below 1024,
+    /// see <c>SandboxRuntime</c>, which also works where root's capabilities belong to a user namespace
+    /// of its own and the network namespace does not).
+    /// </remarks>
     public static readonly string[] Capabilities =
     [
-        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
-        "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SETGID", "CAP_SETUID", "CAP_KILL",
     ];
 
     /// <summary>

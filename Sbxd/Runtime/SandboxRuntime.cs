@@ -90,17 +90,25 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
         if (File.Exists(layout.NetnsPath) && Libc.IsMountPoint(layout.NetnsPath))
         {
             LogAdopted(logger, "netns", layout.NetnsName);
-            return;
         }
-
-        if (File.Exists(layout.NetnsPath))
+        else
         {
-            File.Delete(layout.NetnsPath); // a stale placeholder without a namespace behind it
+            if (File.Exists(layout.NetnsPath))
+            {
+                File.Delete(layout.NetnsPath); // a stale placeholder without a namespace behind it
+            }
+
+            await Command.RequireAsync("ip", ["netns", "add", layout.NetnsName], "ip netns add", cancellationToken);
+            await Command.RequireAsync("ip", ["-n", layout.NetnsName, "link", "set", "lo", "up"], "ip link set lo up", cancellationToken);
+            LogCreated(logger, "netns", layout.NetnsName);
         }
 
-        await Command.RequireAsync("ip", ["netns", "add", layout.NetnsName], "ip netns add", cancellationToken);
-        await Command.RequireAsync("ip", ["-n", layout.NetnsName, "link", "set", "lo", "up"], "ip link set lo up", cancellationToken);
-        LogCreated(logger, "netns", layout.NetnsName);
+        // Ports below 1024 need no privilege in the sandbox's own namespace (servers on 80 or 443
+        // work without CAP_NET_BIND_SERVICE, which OciSpec drops). Set from the host, every start
+        // (an adopted namespace may predate it): root in a user namespace of its own could not write
+        // a setting of a network namespace the host's user namespace owns, nor bind there with the
+        // capability.
+        await Command.RequireAsync("ip", ["netns", "exec", layout.NetnsName, "/bin/sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start"], "allow binding low ports in the sandbox", cancellationToken);
     }
 
     private async Task EnsureContainerAsync(CancellationToken cancellationToken)

@@ -35,8 +35,8 @@ public sealed class SecurityTests : SharedControllerFixture
     {
         var status = await Controller.ExecAsync(_name, "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status");
         var text = status.GetProperty("stdout").GetString()!;
-        Assert.That(text, Does.Contain("CapEff:\t00000000a80425fb"), "Docker's default capability set");
-        Assert.That(text, Does.Contain("CapBnd:\t00000000a80425fb"));
+        Assert.That(text, Does.Contain("CapEff:\t00000000000000eb"), "CHOWN, DAC_OVERRIDE, FOWNER, KILL, SETGID, SETUID (CapabilitiesNeededTests)");
+        Assert.That(text, Does.Contain("CapBnd:\t00000000000000eb"));
         Assert.That(text, Does.Contain("NoNewPrivs:\t1"));
         Assert.That(text, Does.Contain("Seccomp:\t2"), "a seccomp filter is installed");
         var kcore = await Controller.ExecAsync(_name, "head -c 16 /proc/kcore | wc -c");

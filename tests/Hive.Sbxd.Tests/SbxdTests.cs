@@ -30,7 +30,7 @@ public sealed class SbxdTests
         var net = await sandbox.ExecAsync("ls /sys/class/net");
         Assert.That(net.Stdout.ToStringUtf8().Trim(), Is.EqualTo("lo"));
         var caps = await sandbox.ExecAsync("grep CapEff /proc/self/status");
-        Assert.That(caps.Stdout.ToStringUtf8(), Does.Contain("00000000a80425fb"), "Docker's default capability set");
+        Assert.That(caps.Stdout.ToStringUtf8(), Does.Contain("00000000000000eb"), "the minimal capability set (OciSpec.Capabilities)");
 
         var status = await sandbox.StatusAsync();
         Assert.That(status.CommandsExecuted, Is.EqualTo(5));

@@ -61,6 +61,28 @@ public sealed class KernelSandboxes
         return stdout.Trim();
     }
 
+    /// <summary>The host pid of <paramref name="sandbox"/>'s init (runc state): the host reaches into the sandbox's namespaces through it.</summary>
+    public static async Task<int> InitPidAsync(string sandbox)
+    {
+        var (code, state, error) = await Host.RunAsync("runc", "state", "hive-" + sandbox);
+        Assert.That(code, Is.Zero, "runc state: " + error);
+        return System.Text.Json.JsonDocument.Parse(state).RootElement.GetProperty("pid").GetInt32();
+    }
+
+    /// <summary>
+    /// Runs <see cref="Probe.Prelude"/> + <paramref name="script"/> with the host's python3 and all of the
+    /// host's capabilities, entered into a sandbox's namespaces by <paramref name="enter"/> (<c>ip netns exec
+    /// hive-NAME</c>, <c>nsenter --target PID --mount --root --wd=/</c>): a process that regained what the
+    /// sandbox lacks, to show that the defence behind that lack holds as well. Returns stdout, trimmed.
+    /// </summary>
+    public static async Task<string> PythonAsHostRootInsideAsync(string script, params string[] enter)
+    {
+        var encoded = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(Probe.Prelude + "\n" + script + "\n"));
+        var (exitCode, stdout, stderr) = await Host.RunAsync(enter[0], [.. enter[1..], "python3", "-c", $"import base64; exec(base64.b64decode('{encoded}'))"]);
+        Assert.That(exitCode, Is.Zero, $"the probe itself failed: {stdout}\n{stderr}");
+        return stdout.Trim();
+    }
+
     /// <summary>The host's own view of <paramref name="path"/>, to show an attempt is not vacuous (the thing exists here).</summary>
     public static byte[] ReadOnHost(string path, int max = 4096)
     {

@@ -29,13 +29,15 @@ public sealed class MountTests
     }
 
     [Test]
-    [Defence("pivot_root: the container's root is its mount namespace's root, so `..` stops there")]
+    [Defence("no CAP_SYS_CHROOT (and chroot is not in the seccomp allow-list); behind it, pivot_root: the container's root is its mount namespace's root, so `..` stops there")]
     public async Task Chroot_escape_lands_inside_the_container_root()
     {
-        // CAP_SYS_CHROOT is kept (Docker's default set). The classic escape: chroot into a
-        // subdirectory while holding a descriptor of the old root, fchdir out of the jail, walk up
-        // with "..", chroot("."). It leaves a chroot jail — it must not leave the container.
-        var outcome = await KernelSandboxes.PythonAsync(KernelSandboxes.Plain, """
+        // The classic escape: chroot into a subdirectory while holding a descriptor of the old root,
+        // fchdir out of the jail, walk up with "..", chroot("."). The sandbox cannot even start it (no
+        // CAP_SYS_CHROOT). A host process with every capability, entered into the sandbox's mount
+        // namespace and root, stands for a sandbox that got the capability back: it leaves the chroot
+        // jail — it must not leave the container.
+        const string Escape = """
             before = os.stat('/')
             os.makedirs('/tmp/jail', exist_ok=True)
             outside = os.open('/', os.O_RDONLY)
@@ -47,7 +49,10 @@ public sealed class MountTests
             after = os.stat('/')
             same = (before.st_dev, before.st_ino) == (after.st_dev, after.st_ino)
             print('same-root' if same else 'escaped', sorted(os.listdir('/')))
-            """);
+            """;
+        Assert.That(await KernelSandboxes.PythonAsync(KernelSandboxes.Plain, "os.makedirs('/tmp/jail', exist_ok=True)\nprint(sc(161, cstr(b'/tmp/jail')))"), Is.EqualTo("EPERM"), "chroot from inside");
+        var pid = (await KernelSandboxes.InitPidAsync(KernelSandboxes.Plain)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var outcome = await KernelSandboxes.PythonAsHostRootInsideAsync(Escape, "nsenter", "--target", pid, "--mount", "--root", "--wd=/");
         Assert.That(outcome, Does.StartWith("same-root"), "after the escape, / is still the container's root");
         Assert.That(outcome, Does.Contain("'.hive'"), outcome);
     }

@@ -4,12 +4,14 @@ using System.Net.Sockets;
 namespace Hive.Attack.Tests.Kernel;
 
 /// <summary>
-/// Raw packets from a networked sandbox. CAP_NET_RAW is still kept (Docker's default set), so the
-/// sandbox can hand-craft IP packets and whole Ethernet frames past its own stack; what it sends
-/// still arrives on the host end of its veth, where only TCP to SbxProxy and DNS to its resolver
-/// are let in. The listener is a UDP socket this test binds on that host end; a DNS query for a
-/// fresh name, sent the same raw way right after, proves the packets do reach the host (its
-/// net.dns event is on record) before the listener is checked.
+/// Raw packets from a networked sandbox. The sandbox has no CAP_NET_RAW (and the seccomp socket
+/// filter refuses packet sockets): its raw sockets fail with EPERM. Behind that, what a sandbox
+/// sends still arrives on the host end of its veth, where only TCP to SbxProxy and DNS to its
+/// resolver are let in: shown by a host process with CAP_NET_RAW in the sandbox's network namespace
+/// (<c>ip netns exec</c>), standing for a sandbox that got raw packets out anyway, hand-crafting IP
+/// packets and whole Ethernet frames past the namespace's own stack. The listener is a UDP socket
+/// this test binds on that host end; a DNS query for a fresh name, sent the same raw way right after,
+/// proves the packets do reach the host (its net.dns event is on record) before the listener is checked.
 /// </summary>
 [TestFixture]
 [CancelAfter(300_000)]
@@ -33,6 +35,14 @@ public sealed class RawSocketTests
             return h[:10] + struct.pack('!H', ~s & 0xffff) + h[12:]
         """;
 
+    /// <summary>The raw socket of <paramref name="script"/> as the sandbox itself tries it: EPERM.</summary>
+    private static async Task AssertRefusedInsideAsync(string script) =>
+        Assert.That(await KernelSandboxes.PythonAsync(KernelSandboxes.Networked, script), Is.EqualTo("EPERM"), "from inside the sandbox (no CAP_NET_RAW)");
+
+    /// <summary>Runs <paramref name="script"/> (after <see cref="Packets"/>) as host root in the sandbox's network namespace.</summary>
+    private static Task<string> FromTheSandboxNetworkAsync(string script) =>
+        KernelSandboxes.PythonAsHostRootInsideAsync(Packets + "\n" + script, "ip", "netns", "exec", "hive-" + KernelSandboxes.Networked);
+
     private static (Socket Listener, int Port) Listen()
     {
         var listener = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
@@ -50,38 +60,43 @@ public sealed class RawSocketTests
     }
 
     [Test]
-    [Defence("host-side filter on the veth: only TCP to SbxProxy and DNS to its resolver; other UDP dropped")]
+    [Defence("no CAP_NET_RAW; behind it, the host-side filter on the veth: only TCP to SbxProxy and DNS to its resolver; other UDP dropped")]
     public async Task A_raw_udp_packet_reaches_no_host_listener()
     {
+        await AssertRefusedInsideAsync("print(sc(41, 2, 3, 17))");
         var (listener, port) = Listen();
         using (listener)
         {
             var control = Names.Unique("rawudp") + ".example";
-            var outcome = await KernelSandboxes.PythonAsync(KernelSandboxes.Networked, Packets + "\n" + $"""
+            var outcome = await FromTheSandboxNetworkAsync($"""
                 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
                 for _ in range(3):
                     s.sendto(udp(40000, {port}, b'hive-raw-udp'), ('{KernelSandboxes.NetworkedHostIp}', 0))
                 s.sendto(udp(40001, 53, dns_query('{control}')), ('{KernelSandboxes.NetworkedHostIp}', 0))
                 print('sent')
                 """);
-            Assert.That(outcome, Is.EqualTo("sent"), "CAP_NET_RAW is there: the raw socket itself works");
+            Assert.That(outcome, Is.EqualTo("sent"), "with CAP_NET_RAW the raw socket itself works");
             await AssertNothingArrivedAsync(listener, control);
         }
     }
 
     [Test]
-    [Defence("host-side filter on the veth: only TCP to SbxProxy and DNS to its resolver; other UDP dropped")]
+    [Defence("no CAP_NET_RAW, no packet sockets (seccomp); behind them, the host-side filter on the veth: it sees every packet that reaches the host, however it was made")]
     public async Task A_hand_made_ethernet_frame_reaches_no_host_listener()
     {
+        await AssertRefusedInsideAsync("print(sc(41, 17, 3, 0x300))");
         var (listener, port) = Listen();
         using (listener)
         {
             var control = Names.Unique("rawframe") + ".example";
             var warmup = Names.Unique("warmup") + ".example";
-            var outcome = await KernelSandboxes.PythonAsync(KernelSandboxes.Networked, Packets + "\n" + $$"""
+            var outcome = await FromTheSandboxNetworkAsync($$"""
                 host, me = '{{KernelSandboxes.NetworkedHostIp}}', '{{KernelSandboxes.NetworkedIp}}'
+                w = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                w.settimeout(5)
+                w.sendto(dns_query('{{warmup}}'), (host, 53))
                 try:
-                    socket.getaddrinfo('{{warmup}}', 80)
+                    w.recv(512)
                 except OSError:
                     pass
                 arp = [l.split() for l in open('/proc/net/arp').read().splitlines()[1:]]
@@ -97,16 +112,17 @@ public sealed class RawSocketTests
                 s.send(eth + ip_header(me, host, len(query)) + query)
                 print('sent')
                 """);
-            Assert.That(outcome, Is.EqualTo("sent"), "AF_PACKET works with CAP_NET_RAW");
+            Assert.That(outcome, Is.EqualTo("sent"), "with CAP_NET_RAW AF_PACKET works");
             await AssertNothingArrivedAsync(listener, control);
         }
     }
 
     [Test]
-    [Defence("host-side filter on the veth: ICMP dropped")]
+    [Defence("no CAP_NET_RAW; behind it, the host-side filter on the veth: ICMP dropped")]
     public async Task An_icmp_echo_to_the_host_gets_no_answer()
     {
-        var outcome = await KernelSandboxes.PythonAsync(KernelSandboxes.Networked, $"""
+        await AssertRefusedInsideAsync("print(sc(41, 2, 3, 1))");
+        var outcome = await FromTheSandboxNetworkAsync($"""
             s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
             body = struct.pack('!BBHHH', 8, 0, 0, 0x4869, 1) + b'hive-ping!'
             c = sum(struct.unpack('!%dH' % (len(body) // 2), body))
