@@ -17,11 +17,14 @@ internal sealed class NamespaceHolder : IDisposable
 
     public int Pid => _process.Id;
 
-    /// <summary>Runs <paramref name="prefix"/> (the namespace-making commands) with a shell that reports and waits.</summary>
-    public static async Task<NamespaceHolder> StartAsync(IReadOnlyList<string> prefix, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs <paramref name="prefix"/> (the namespace-making commands) with a shell that runs
+    /// <paramref name="setup"/> in the new namespaces (a failure there fails the start), then reports and waits.
+    /// </summary>
+    public static async Task<NamespaceHolder> StartAsync(IReadOnlyList<string> prefix, CancellationToken cancellationToken, string? setup = null)
     {
         var start = new ProcessStartInfo(prefix[0]) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in prefix.Skip(1).Concat(["/bin/sh", "-c", "echo ready; read _"]))
+        foreach (var arg in prefix.Skip(1).Concat(["/bin/sh", "-c", $"set -e; {setup ?? ":"}; echo ready; read _"]))
         {
             start.ArgumentList.Add(arg);
         }

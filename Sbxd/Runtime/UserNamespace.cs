@@ -112,7 +112,14 @@ internal sealed partial class UserNamespace(SandboxLayout layout, ILogger logger
         // nsenter makes the holder root of the sandbox's namespace (uid and gid 0 there, all
         // capabilities in it), so unshare may create the network namespace, owned by it. ip, run by
         // Sbxd, keeps it under /run/netns as it does for every namespace of its own.
-        using var holder = await NamespaceHolder.StartAsync(["nsenter", "--user=" + layout.UserNamespaceFile, "--", "unshare", "--net", "--"], cancellationToken);
+        // While there, as the namespace's root with CAP_SYS_RESOURCE in it (which the sandbox lacks,
+        // and its /proc/sys is read-only anyway): no user namespace may be made inside this one. The
+        // seccomp filter refuses that already; this is the kernel's own limit behind it (ENOSPC).
+        // runc only joins the namespace, and creates none of that kind.
+        using var holder = await NamespaceHolder.StartAsync(
+            ["nsenter", "--user=" + layout.UserNamespaceFile, "--", "unshare", "--net", "--"],
+            cancellationToken,
+            "echo 0 > /proc/sys/user/max_user_namespaces");
         await Command.RequireAsync("ip", ["netns", "attach", netnsName, holder.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)], "ip netns attach", cancellationToken);
     }
 
@@ -124,13 +131,25 @@ internal sealed partial class UserNamespace(SandboxLayout layout, ILogger logger
     {
         var range = Range ?? throw new InvalidOperationException("no id range");
         var parent = Path.GetDirectoryName(layout.RuntimeDir)!;
-        foreach (var dir in new[] { Path.GetDirectoryName(parent)!, parent })
+        for (var attempt = 0; ; attempt++)
         {
-            Directory.CreateDirectory(dir);
-            File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+            try
+            {
+                foreach (var dir in new[] { Path.GetDirectoryName(parent)!, parent })
+                {
+                    Directory.CreateDirectory(dir);
+                    File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+                }
+
+                Directory.CreateDirectory(layout.RuntimeDir);
+                break;
+            }
+            catch (DirectoryNotFoundException) when (attempt < 3)
+            {
+                // The last other sandbox of this Controller removed the shared parent just now (RemoveRuntimeDir).
+            }
         }
 
-        Directory.CreateDirectory(layout.RuntimeDir);
         Chown(layout.RuntimeDir, 0, range.Base);
         File.SetUnixFileMode(layout.RuntimeDir, (UnixFileMode)RootOnlyTraverse);
         Directory.CreateDirectory(layout.Rootfs);
@@ -183,6 +202,16 @@ internal sealed partial class UserNamespace(SandboxLayout layout, ILogger logger
         catch (IOException ex)
         {
             problems.Add(ex.Message);
+            return;
+        }
+
+        try
+        {
+            Directory.Delete(Path.GetDirectoryName(layout.RuntimeDir)!); // the Controller's, once its last sandbox is gone
+        }
+        catch (IOException)
+        {
+            // Other sandboxes of the Controller still have theirs.
         }
     }
 
