@@ -36,6 +36,7 @@ test: build images
 
 bench: build images
 	@bench/exec-latency
+	@bench/userns-cost
 	@bench/fuse
 	@bench/events
 	@bench/proxy

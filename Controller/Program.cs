@@ -102,5 +102,16 @@ if (options.ApiKey is null)
     Startup.LogNoApiKey(startup);
 }
 
+if (!options.UserNamespaces)
+{
+    Startup.LogNoUserNamespaces(startup);
+}
+
+// Sandboxes made before user namespaces (or under --userns off) keep their host ids until made again: say which.
+foreach (var legacy in app.Services.GetRequiredService<SandboxStore>().List().Where(r => r.IdBase is null))
+{
+    Startup.LogSandboxWithoutUserNamespace(startup, legacy.Name);
+}
+
 await app.WaitForShutdownAsync();
 return 0;

@@ -11,10 +11,12 @@ using Hive.SbxFuse.Fs;
 // the path the sandbox sees (MOUNT, e.g. /workspace); every operation is an event appended to the sandbox's spool DIR (Sbxd makes it durable).
 //   hive-sbxfuse (--source DIR | --source-fd N) [--source-id DEV:INO] --target DIR --mount /workspace --spool DIR
 //              [--source-name fs-0] [--acls FILE.json] [--pid-file FILE] [--control SOCKET] [--cache-timeout SECONDS]
-//              [--hash-max-bytes N] [--hash-max-cpu-ms N]
+//              [--hash-max-bytes N] [--hash-max-cpu-ms N] [--id-map BASE:COUNT]
 // --source-fd: serve the directory behind an inherited descriptor (how Sbxd starts it: no path is
 // looked up again); --source-id: refuse to serve unless the root is that directory.
 // --hash-max-bytes / --hash-max-cpu-ms: bounds of one artifact hash (default 64 MiB, 2000 ms CPU).
+// --id-map: the sandbox's user namespace (in-sandbox id u is host id BASE + u): callers and chown
+// arguments are mapped to the sandbox's ids, which the backing directory stores; attributes back (IdMap).
 // SIGHUP reloads the ACL file (already-open handles follow on their next operation);
 // SIGTERM/SIGINT unmount and exit. --control serves hive.v1.FsControl (SetAcls, GetStats, Health, Drain).
 string? source = null, target = null, mount = null, spool = null, spoolSource = "fs", aclFile = null, pidFile = null, control = null;
@@ -46,6 +48,8 @@ for (var i = 0; i + 1 < args.Length; i += 2)
         case "--acls": aclFile = args[i + 1]; break;
         case "--pid-file": pidFile = args[i + 1]; break;
         case "--control": control = args[i + 1]; break;
+        case "--id-map" when IdMap.TryConfigure(args[i + 1]):
+            break;
         case "--cache-timeout" when double.TryParse(args[i + 1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds is >= 0 and <= 60:
             cacheTimeout = seconds;
             break;
@@ -57,7 +61,7 @@ for (var i = 0; i + 1 < args.Length; i += 2)
 
 if ((source is null) == (sourceFd is null) || target is null || mount is null || spool is null || !Hive.Events.Spool.SpoolFiles.IsValidSource(spoolSource) || args.Length % 2 != 0)
 {
-    Console.Error.WriteLine("usage: hive-sbxfuse (--source DIR | --source-fd N) [--source-id DEV:INO] --target DIR --mount /PATH --spool DIR [--source-name NAME] [--acls FILE.json] [--pid-file FILE] [--control SOCKET] [--cache-timeout SECONDS] [--hash-max-bytes N] [--hash-max-cpu-ms N]");
+    Console.Error.WriteLine("usage: hive-sbxfuse (--source DIR | --source-fd N) [--source-id DEV:INO] --target DIR --mount /PATH --spool DIR [--source-name NAME] [--acls FILE.json] [--pid-file FILE] [--control SOCKET] [--cache-timeout SECONDS] [--hash-max-bytes N] [--hash-max-cpu-ms N] [--id-map BASE:COUNT|none]");
     return 2;
 }
 

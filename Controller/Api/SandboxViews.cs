@@ -20,7 +20,8 @@ internal static class SandboxViews
         usage,
         record.Config.Fs.Select(m => new FsView(m.Backend, m.Mount, (m.Acls ?? [new(m.Mount + "/**", "rw")]).Select(a => new FsAclView(a.Path, a.Access)).ToList(), m.Root)).ToList(),
         Url(record.Name),
-        McpUrl(record.Name));
+        McpUrl(record.Name),
+        record.IdBase is { } idBase ? new UserNamespaceView(idBase, idBase, 65536) : null);
 
     public static SandboxSummary Summary(SandboxRecord record, DateTimeOffset now) => new(
         record.Name,
@@ -81,7 +82,14 @@ internal sealed record SandboxDetail(
     LiveUsage? Usage,
     IReadOnlyList<FsView> Fs,
     string Url,
-    string McpUrl);
+    string McpUrl,
+    UserNamespaceView? UserNamespace);
+
+/// <summary>
+/// The sandbox's user namespace: in-sandbox uid (gid) u is host uid (gid) <c>uid_base</c> + u
+/// (<c>gid_base</c> + u), for u below <c>size</c>. Null: the sandbox runs without one.
+/// </summary>
+internal sealed record UserNamespaceView(uint UidBase, uint GidBase, uint Size);
 
 /// <summary>A workspace as configured; omitted ACLs show as the default they stand for.</summary>
 internal sealed record FsView(string Backend, string Mount, IReadOnlyList<FsAclView> Acls, string? Root);

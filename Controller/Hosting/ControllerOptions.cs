@@ -39,6 +39,26 @@ internal sealed record ControllerOptions
     /// <summary>The range of synthetic per-name addresses the sandbox's DNS answers with. Default 10.214.0.0/16.</summary>
     public string SyntheticPool { get; init; } = "10.214.0.0/16";
 
+    /// <summary>
+    /// Run every sandbox in a user namespace of its own (root inside is an unprivileged id range on the
+    /// host). Default on; off only to compare costs or on a host whose kernel cannot idmap the image
+    /// directory's file system.
+    /// </summary>
+    public bool UserNamespaces { get; init; } = true;
+
+    /// <summary>
+    /// Host id of the first of the sandboxes' id ranges (65,536 ids each, one per sandbox). Default
+    /// 1,073,741,824 (2^30): far above the host's own users and the /etc/subuid ranges tools hand out
+    /// from 100,000; checked against /etc/passwd, /etc/group, /etc/subuid and /etc/subgid at start.
+    /// A multiple of 65,536, at least 65,536.
+    /// </summary>
+    public uint UsernsBase { get; init; } = DefaultUsernsBase;
+
+    /// <summary>How many ranges (sandboxes with a user namespace at once). Default 4,096; 1–65,535, and the pool must end below 2^32 − 1.</summary>
+    public int UsernsRanges { get; init; } = 4096;
+
+    public const uint DefaultUsernsBase = 1u << 30;
+
     /// <summary>Name -> address overrides for SbxProxy's upstream connections (private names; tests).</summary>
     public IReadOnlyDictionary<string, string> EgressResolve { get; init; } = new Dictionary<string, string>();
 
@@ -107,6 +127,9 @@ internal sealed record ControllerOptions
 
     /// <summary>Host-side secret store for egress inject values (never visible to sandboxes).</summary>
     public string SecretsDir => Path.Combine(DataDir, "secrets");
+
+    /// <summary>Id range leases (one file per sandbox with a user namespace).</summary>
+    public string IdLeasesDir => Path.Combine(DataDir, "ids", "leases");
 
     /// <summary>Network leases (one file per sandbox with an address).</summary>
     public string NetLeasesDir => Path.Combine(DataDir, "net", "leases");

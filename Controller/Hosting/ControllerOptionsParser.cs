@@ -24,6 +24,10 @@ internal static class ControllerOptionsParser
           --sbxproxy PATH     HIVE_SBXPROXY_PATH   ../sbxproxy/hive-sbxproxy next to this program
           --net-pool CIDR     HIVE_NET_POOL        10.213.0.0/16: where each networked sandbox's /30 comes from
           --net-synthetic CIDR HIVE_NET_SYNTHETIC  10.214.0.0/16: synthetic per-name addresses the sandbox DNS answers with
+          --userns on|off     HIVE_USERNS          on: every sandbox in a user namespace of its own (root inside is nobody on the host)
+          --userns-base ID    HIVE_USERNS_BASE     1073741824: host id of the first sandbox id range (65536 ids per sandbox;
+                              a multiple of 65536, clear of /etc/passwd, /etc/group, /etc/subuid, /etc/subgid)
+          --userns-ranges N   HIVE_USERNS_RANGES   4096: id ranges in the pool (sandboxes with a user namespace at once)
           --egress-resolve H=IP[,H=IP] HIVE_EGRESS_RESOLVE none: fixed upstream addresses for names (private names)
           --egress-allow-cidr CIDR[,CIDR] HIVEBOX_EGRESS_ALLOW_CIDR none: private/link-local/... ranges upstreams may be in
                               (loopback, metadata and host addresses only when named exactly, e.g. 127.0.0.1/32)
@@ -49,7 +53,7 @@ internal static class ControllerOptionsParser
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         var errors = new List<string>();
-        string[] known = ["api-key", "port", "host", "allowed-hosts", "data-dir", "image-dir", "sbxd", "sbxfuse", "sbxproxy", "net-pool", "net-synthetic", "egress-resolve", "egress-allow-cidr", "egress-ca", "agent-bundle", "reaper-interval", "fs-roots", "events-max-bytes", "events-max-age", "events-budget", "events-rate", "events-burst", "events-aggregate", "events-heartbeat", "usage-interval", "analytics-interval", "analytics-retention"];
+        string[] known = ["api-key", "port", "host", "allowed-hosts", "data-dir", "image-dir", "sbxd", "sbxfuse", "sbxproxy", "net-pool", "net-synthetic", "userns", "userns-base", "userns-ranges", "egress-resolve", "egress-allow-cidr", "egress-ca", "agent-bundle", "reaper-interval", "fs-roots", "events-max-bytes", "events-max-age", "events-budget", "events-rate", "events-burst", "events-aggregate", "events-heartbeat", "usage-interval", "analytics-interval", "analytics-retention"];
         for (var i = 0; i < args.Count; i++)
         {
             var arg = args[i];
@@ -143,6 +147,8 @@ internal static class ControllerOptionsParser
                 }
             }
         }
+
+        options = ParseUserNamespaces(options, Get, errors);
 
         if (Get("egress-resolve", "HIVE_EGRESS_RESOLVE") is { } resolve)
         {
@@ -286,6 +292,69 @@ internal static class ControllerOptionsParser
         }
 
         return (errors.Count == 0 ? options : null, errors, false);
+    }
+
+    /// <summary>
+    /// <c>--userns</c>, <c>--userns-base</c>, <c>--userns-ranges</c>: the pool must lie within 32-bit ids
+    /// (the last, 2^32 − 1, means "no id" to the kernel), above every 16-bit id, aligned to whole
+    /// ranges, and clear of the host's users, groups and subordinate ranges.
+    /// </summary>
+    private static ControllerOptions ParseUserNamespaces(ControllerOptions options, Func<string, string, string?> get, List<string> errors)
+    {
+        if (get("userns", "HIVE_USERNS") is { } mode)
+        {
+            switch (mode.ToLowerInvariant())
+            {
+                case "on" or "true" or "1":
+                    options = options with { UserNamespaces = true };
+                    break;
+                case "off" or "false" or "0":
+                    options = options with { UserNamespaces = false };
+                    break;
+                default:
+                    errors.Add($"--userns: '{mode}' is not on or off");
+                    break;
+            }
+        }
+
+        var valid = true;
+        if (get("userns-base", "HIVE_USERNS_BASE") is { } baseText)
+        {
+            if (uint.TryParse(baseText, NumberStyles.None, CultureInfo.InvariantCulture, out var idBase) && idBase >= 65536 && idBase % 65536 == 0)
+            {
+                options = options with { UsernsBase = idBase };
+            }
+            else
+            {
+                errors.Add($"--userns-base: '{baseText}' is not a multiple of 65536 between 65536 and 4294901760");
+                valid = false;
+            }
+        }
+
+        if (get("userns-ranges", "HIVE_USERNS_RANGES") is { } rangesText)
+        {
+            if (int.TryParse(rangesText, NumberStyles.None, CultureInfo.InvariantCulture, out var ranges) && ranges is >= 1 and <= 65535)
+            {
+                options = options with { UsernsRanges = ranges };
+            }
+            else
+            {
+                errors.Add($"--userns-ranges: '{rangesText}' is not a number between 1 and 65535");
+                valid = false;
+            }
+        }
+
+        var end = options.UsernsBase + ((ulong)options.UsernsRanges * 65536);
+        if (valid && end > uint.MaxValue)
+        {
+            errors.Add($"--userns-base/--userns-ranges: the pool {options.UsernsBase}-{end - 1} goes beyond the last usable id {uint.MaxValue - 1}");
+        }
+        else if (valid && options.UserNamespaces)
+        {
+            errors.AddRange(HostIds.Overlaps(options.UsernsBase, end).Select(o => $"--userns-base: the pool {options.UsernsBase}-{end - 1} overlaps the host's ids ({o})"));
+        }
+
+        return options;
     }
 
     /// <summary>A Host-header pattern: a DNS name (optionally <c>*.</c> for its subdomains), an IPv4 address or a bracketed IPv6 address.</summary>

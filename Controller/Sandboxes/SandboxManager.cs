@@ -106,7 +106,7 @@ internal sealed partial class SandboxManager(
             using var timeout = new CancellationTokenSource(options.CreateTimeout);
             await launcher.StartAsync(config.Name, timeout.Token);
             var status = await WaitRunningAsync(config.Name, timeout.Token);
-            record = record with { Status = LifecycleStatus.Running, Ip = string.IsNullOrEmpty(status.Ip) ? null : status.Ip };
+            record = record with { Status = LifecycleStatus.Running, Ip = string.IsNullOrEmpty(status.Ip) ? null : status.Ip, IdBase = status.IdBase == 0 ? null : status.IdBase };
             store.Update(record);
             LogCreated(logger, config.Name, config.Memory, config.Cpus, config.Pids);
             return (record, true);

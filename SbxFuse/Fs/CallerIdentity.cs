@@ -15,6 +15,9 @@ namespace Hive.SbxFuse.Fs;
 /// Root in a sandbox holds CAP_DAC_OVERRIDE, CAP_FOWNER and CAP_CHOWN (Hive's OCI spec), which
 /// SbxFuse's own identity matches: for it nothing changes and no system call is made.
 /// Hive's ACLs are decided before any of this, for every caller alike.
+/// In a sandbox with a user namespace the kernel names callers by host id (the range's base + u);
+/// they act as the sandbox's own id u (<see cref="IdMap"/>), which is what the backing directory
+/// stores, and the range's root is root.
 /// </summary>
 internal static unsafe class CallerIdentity
 {
@@ -34,15 +37,33 @@ internal static unsafe class CallerIdentity
     public static bool Assume()
     {
         var context = LibFuse.fuse_get_context();
-        if (context is null || context->Uid == 0)
+        var uid = context is null ? 0 : IdMap.CallerToInside(context->Uid);
+        if (uid == 0)
         {
             return !t_assumed || Restore(); // a restore that failed earlier is retried before acting as root
         }
 
+        var gid = IdMap.CallerToInside(context->Gid);
+
         // Groups the kernel cannot tell us (the process is gone) are left out: fewer rights, never more.
+        // Read from /proc as host ids: those outside the sandbox's range are left out too.
         var groups = stackalloc uint[MaxGroups];
         var count = LibFuse.fuse_getgroups(MaxGroups, groups);
         count = Math.Clamp(count, 0, MaxGroups);
+        if (IdMap.Count != 0)
+        {
+            var kept = 0;
+            for (var i = 0; i < count; i++)
+            {
+                if (IdMap.TryArgumentToInside(groups[i], out var inside) && groups[i] != uint.MaxValue)
+                {
+                    groups[kept++] = inside;
+                }
+            }
+
+            count = kept;
+        }
+
         t_assumed = true;
         if (Libc.setgroups_thread(count, groups) != 0)
         {
@@ -50,9 +71,9 @@ internal static unsafe class CallerIdentity
             return false;
         }
 
-        Libc.setfsgid((int)context->Gid);
-        Libc.setfsuid((int)context->Uid);
-        if (Libc.setfsuid(-1) != (int)context->Uid || Libc.setfsgid(-1) != (int)context->Gid)
+        Libc.setfsgid((int)gid);
+        Libc.setfsuid((int)uid);
+        if (Libc.setfsuid(-1) != (int)uid || Libc.setfsgid(-1) != (int)gid)
         {
             Restore();
             return false;

@@ -122,7 +122,13 @@ internal static unsafe class FuseCallbacks
         var p = N(path);
         var st = (nint)stat;
         var f = (nint)fi;
-        return AsCaller(() => Fs.Getattr(p, (Stat*)st, (FuseFileInfo*)f));
+        var rc = AsCaller(() => Fs.Getattr(p, (Stat*)st, (FuseFileInfo*)f));
+        if (rc == 0)
+        {
+            IdMap.MapOut(stat);
+        }
+
+        return rc;
     }
 
     [UnmanagedCallersOnly]
@@ -193,11 +199,17 @@ internal static unsafe class FuseCallbacks
         return AsCaller(() => Fs.Chmod(p, mode));
     }
 
+    /// <summary>The kernel names the new owner by host id; the backing directory stores the sandbox's (<see cref="IdMap"/>).</summary>
     [UnmanagedCallersOnly]
     private static int Chown(byte* path, uint uid, uint gid, FuseFileInfo* fi)
     {
         var p = S(path);
-        return AsCaller(() => Fs.Chown(p, uid, gid));
+        if (!IdMap.TryArgumentToInside(uid, out var insideUid) || !IdMap.TryArgumentToInside(gid, out var insideGid))
+        {
+            return -Libc.EINVAL;
+        }
+
+        return AsCaller(() => Fs.Chown(p, insideUid, insideGid));
     }
 
     [UnmanagedCallersOnly]

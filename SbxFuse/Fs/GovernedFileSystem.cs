@@ -666,6 +666,7 @@ internal sealed unsafe class GovernedFileSystem(BackingTree tree, AuditLog audit
                 var fill = 0;
                 if (plus && !dot && Libc.fstatat(fd, name, &stat, Libc.AT_SYMLINK_NOFOLLOW) == 0)
                 {
+                    IdMap.MapOut(&stat);
                     fill = FillDirPlus;
                 }
                 else

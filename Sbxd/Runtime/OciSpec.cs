@@ -62,7 +62,8 @@ internal static class OciSpec
 
     private static readonly string[] ReadonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
-    public static string Build(SandboxLayout layout, IReadOnlyList<string> env, IEnumerable<(string Destination, string Source)> workspaces, IEnumerable<(string Destination, string Source)> files)
+    /// <param name="ids">The sandbox's id range when it has a user namespace (joined at <see cref="SandboxLayout.UserNamespaceFile"/>).</param>
+    public static string Build(SandboxLayout layout, IReadOnlyList<string> env, IEnumerable<(string Destination, string Source)> workspaces, IEnumerable<(string Destination, string Source)> files, IdRange? ids = null)
     {
         var spec = layout.Spec;
         var caps = new JsonArray(Capabilities.Select(c => (JsonNode)c).ToArray());
@@ -131,11 +132,24 @@ internal static class OciSpec
                 ["readonlyPaths"] = new JsonArray(ReadonlyPaths.Select(p => (JsonNode)p).ToArray()),
             },
         };
+        if (ids is not null)
+        {
+            // runc joins the namespace Sbxd made (it owns the network namespace, and the rootfs's lower
+            // layer is idmapped through it); the maps are the ones it already has.
+            var linux = config["linux"]!.AsObject();
+            linux["namespaces"]!.AsArray().Add(new JsonObject { ["type"] = "user", ["path"] = layout.UserNamespaceFile });
+            linux["uidMappings"] = new JsonArray(new JsonObject { ["containerID"] = 0, ["hostID"] = ids.Base, ["size"] = IdRange.Size });
+            linux["gidMappings"] = new JsonArray(new JsonObject { ["containerID"] = 0, ["hostID"] = ids.Base, ["size"] = IdRange.Size });
+        }
+
         var mounts = config["mounts"]!.AsArray();
         foreach (var (destination, source) in workspaces)
         {
             // rslave: a FUSE mount replaced on the host (SbxFuse restart) shows up in the container too.
-            mounts.Add(Mount(destination, "bind", source, ["rbind", "rslave", "ro", "nosuid", "nodev"])); // the bare mount point; FUSE propagates on top
+            // The bare mount point underneath is never executed from; noexec because it sits on the
+            // noexec binds tmpfs, and in a user namespace a bind may not drop a flag its source has
+            // (the FUSE mount propagated on top has flags of its own).
+            mounts.Add(Mount(destination, "bind", source, ["rbind", "rslave", "ro", "nosuid", "nodev", "noexec"]));
         }
 
         foreach (var (destination, source) in files)

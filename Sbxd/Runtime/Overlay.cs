@@ -21,24 +21,27 @@ internal static class Overlay
     /// <summary>
     /// Mounts <paramref name="lowers"/> (top first) and, when given, the <paramref name="writable"/> upper
     /// layer with its work dir at <paramref name="target"/>. Without an upper layer the kernel wants at
-    /// least two lower ones, and the mount is read-only.
+    /// least two lower ones, and the mount is read-only. <paramref name="openLower"/> opens a lower layer
+    /// (default: an O_PATH descriptor of the directory; an idmapped clone of it for a user namespace).
     /// </summary>
-    public static void Mount(string source, string target, IReadOnlyList<string> lowers, (string Upper, string Work)? writable, ulong flags)
+    public static void Mount(string source, string target, IReadOnlyList<string> lowers, (string Upper, string Work)? writable, ulong flags, Func<string, SafeFileHandle>? openLower = null)
     {
         var handles = new List<SafeFileHandle>();
         try
         {
-            string Layer(string path)
+            string Layer(string path, Func<string, SafeFileHandle> open)
             {
-                var handle = Libc.OpenDirectoryPath(path);
+                var handle = open(path);
                 handles.Add(handle);
                 return Libc.ProcFdPath(handle);
             }
 
-            var options = "lowerdir=" + string.Join(':', lowers.Select(Layer));
+            string Plain(string path) => Layer(path, Libc.OpenDirectoryPath);
+
+            var options = "lowerdir=" + string.Join(':', lowers.Select(l => Layer(l, openLower ?? Libc.OpenDirectoryPath)));
             if (writable is var (upper, work))
             {
-                options += ",upperdir=" + Layer(upper) + ",workdir=" + Layer(work);
+                options += ",upperdir=" + Plain(upper) + ",workdir=" + Plain(work);
             }
 
             if (Libc.mount(source, target, "overlay", flags, options) != 0)
@@ -48,7 +51,8 @@ internal static class Overlay
         }
         finally
         {
-            // The mount holds its own references to the layers; the descriptors were only names.
+            // The mount holds its own references to the layers (a private clone of an idmapped one);
+            // the descriptors were only names.
             foreach (var handle in handles)
             {
                 handle.Dispose();

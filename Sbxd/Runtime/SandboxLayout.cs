@@ -52,7 +52,29 @@ internal sealed class SandboxLayout
 
     public string Work => Path.Combine(StateDir, "work");
 
-    public string Rootfs => Path.Combine(StateDir, "rootfs");
+    /// <summary>
+    /// The overlay mount point, the container's root. With a user namespace it lies outside the 0700
+    /// state dir (see <see cref="RuntimeDir"/>): runc mounts the root from inside the namespace, as the
+    /// sandbox's root, which is nobody on the host and cannot pass a 0700 directory of the host's root.
+    /// </summary>
+    public string Rootfs => UsesUserNamespace ? Path.Combine(RuntimeDir, "rootfs") : Path.Combine(StateDir, "rootfs");
+
+    /// <summary>The container runs in a user namespace of its own (its spec names an id lease pool).</summary>
+    public bool UsesUserNamespace => Spec.IdLeasesDir.Length > 0;
+
+    /// <summary>A bind mount of the sandbox's user namespace (nsfs), which keeps it while no process is in it.</summary>
+    public string UserNamespaceFile => Path.Combine(StateDir, "userns");
+
+    /// <summary>
+    /// <c>/run/hive/&lt;tag&gt;/&lt;name&gt;</c>: the directory holding the rootfs mount point of a sandbox with a user
+    /// namespace, <c>root:&lt;range root&gt;</c> mode 0710, so only the sandbox's root group can pass it (runc's
+    /// mount of the root, from inside the namespace) and no other host user can. The tag, from the
+    /// Controller's sandboxes directory, keeps two Controllers on one host apart.
+    /// </summary>
+    public string RuntimeDir => Path.Combine(
+        "/run/hive",
+        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Path.GetDirectoryName(StateDir) ?? "/")))[..8],
+        Name);
 
     public string Bundle => Path.Combine(StateDir, "bundle");
 

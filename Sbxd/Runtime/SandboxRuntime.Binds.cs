@@ -53,7 +53,8 @@ internal sealed partial class SandboxRuntime
     /// </summary>
     private async Task RetireEarlierLayoutAsync(CancellationToken cancellationToken)
     {
-        if (!Libc.IsMountPoint(layout.Rootfs) || Libc.IsMountPoint(layout.BindsDir))
+        // A spec with a user namespace was written by a Controller that knew the binds tmpfs already.
+        if (layout.UsesUserNamespace || !Libc.IsMountPoint(layout.Rootfs) || Libc.IsMountPoint(layout.BindsDir))
         {
             return;
         }

@@ -34,10 +34,14 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
 
     public SandboxNetwork Network { get; } = new(layout, logger);
 
+    public UserNamespace UserNamespace { get; } = new(layout, logger);
+
     public async Task EnsureAsync(CancellationToken cancellationToken)
     {
         await RetireEarlierLayoutAsync(cancellationToken);
-        await EnsureRootfsAsync();
+        await UserNamespace.EnsureAsync(cancellationToken);
+        Workspaces.Ids = UserNamespace.Range;
+        EnsureRootfs();
         EnsureBinds();
         await EnsureNetworkNamespaceAsync(cancellationToken);
         await Network.EnsureAsync(cancellationToken);
@@ -49,12 +53,17 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
     /// <summary>True while the container's init process is alive.</summary>
     public bool ContainerAlive() => ProcFs.IsAlive(ContainerPid);
 
-    private Task EnsureRootfsAsync()
+    private void EnsureRootfs()
     {
+        if (UserNamespace.Enabled)
+        {
+            UserNamespace.PrepareRuntimeDir();
+        }
+
         if (Libc.IsMountPoint(layout.Rootfs))
         {
             LogAdopted(logger, "rootfs", layout.Rootfs);
-            return Task.CompletedTask;
+            return;
         }
 
         var lower = layout.Spec.ImageRootfs;
@@ -69,7 +78,22 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
         }
 
         var fresh = !Directory.EnumerateFileSystemEntries(layout.Upper).Any();
-        Overlay.Mount("overlay", layout.Rootfs, [lower], (layout.Upper, layout.Work), 0);
+        if (UserNamespace.Enabled)
+        {
+            // The image is shared and read-only: the sandbox sees it through an idmapped clone (its
+            // files owned by the range's ids), never a copy; its own root owns the upper layer's root.
+            if (fresh)
+            {
+                UserNamespace.OwnUpper(layout.Upper);
+            }
+
+            using var userns = UserNamespace.Open();
+            Overlay.Mount("overlay", layout.Rootfs, [lower], (layout.Upper, layout.Work), 0, path => Libc.OpenIdmappedTree(path, userns));
+        }
+        else
+        {
+            Overlay.Mount("overlay", layout.Rootfs, [lower], (layout.Upper, layout.Work), 0);
+        }
 
         // /etc/hostname says the sandbox's name, like the UTS hostname. Only on a fresh upper layer:
         // then the tree is the (trusted) image's; later it is the agent's, and host-side writes
@@ -78,36 +102,59 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
         var hostname = new FileInfo(Path.Combine(etc.FullName, "hostname"));
         if (fresh && etc.Exists && etc.LinkTarget is null && (!hostname.Exists || hostname.LinkTarget is null))
         {
+            var existed = hostname.Exists;
             File.WriteAllText(hostname.FullName, layout.Name + "\n");
+            if (!existed)
+            {
+                UserNamespace.OwnFile(hostname.FullName); // made by the host's root: give it to the sandbox's
+            }
         }
 
         LogCreated(logger, "rootfs", layout.Rootfs);
-        return Task.CompletedTask;
     }
 
     private async Task EnsureNetworkNamespaceAsync(CancellationToken cancellationToken)
     {
+        var adopted = false;
         if (File.Exists(layout.NetnsPath) && Libc.IsMountPoint(layout.NetnsPath))
         {
-            LogAdopted(logger, "netns", layout.NetnsName);
+            if (!UserNamespace.Enabled || UserNamespace.Owns(layout.NetnsPath))
+            {
+                LogAdopted(logger, "netns", layout.NetnsName);
+                adopted = true;
+            }
+            else
+            {
+                // Made before the sandbox's user namespace was (made again): the container could not mount
+                // its /sys in it. Start over; the network is set up again on the new one.
+                await Command.RequireAsync("ip", ["netns", "delete", layout.NetnsName], "ip netns delete", cancellationToken);
+            }
         }
-        else
+
+        if (!adopted)
         {
             if (File.Exists(layout.NetnsPath))
             {
                 File.Delete(layout.NetnsPath); // a stale placeholder without a namespace behind it
             }
 
-            await Command.RequireAsync("ip", ["netns", "add", layout.NetnsName], "ip netns add", cancellationToken);
+            if (UserNamespace.Enabled)
+            {
+                await UserNamespace.CreateNetworkNamespaceAsync(layout.NetnsName, cancellationToken);
+            }
+            else
+            {
+                await Command.RequireAsync("ip", ["netns", "add", layout.NetnsName], "ip netns add", cancellationToken);
+            }
+
             await Command.RequireAsync("ip", ["-n", layout.NetnsName, "link", "set", "lo", "up"], "ip link set lo up", cancellationToken);
             LogCreated(logger, "netns", layout.NetnsName);
         }
 
         // Ports below 1024 need no privilege in the sandbox's own namespace (servers on 80 or 443
         // work without CAP_NET_BIND_SERVICE, which OciSpec drops). Set from the host, every start
-        // (an adopted namespace may predate it): root in a user namespace of its own could not write
-        // a setting of a network namespace the host's user namespace owns, nor bind there with the
-        // capability.
+        // (an adopted namespace may predate it); the sandbox cannot change it (no CAP_NET_ADMIN,
+        // /proc/sys read-only).
         await Command.RequireAsync("ip", ["netns", "exec", layout.NetnsName, "/bin/sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start"], "allow binding low ports in the sandbox", cancellationToken);
     }
 
@@ -122,7 +169,14 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
 
         _agentOutput ??= AgentOutput.Open(layout, logger);
         var state = await StateAsync(cancellationToken);
-        if (state is { Status: "running", Pid: > 0 })
+        if (state is { Status: "running", Pid: > 0 } && UserNamespace.Enabled && !UserNamespace.Holds(state.Value.Pid))
+        {
+            // Running in a user namespace that is no longer the sandbox's (its namespaces were made
+            // again): it cannot be adopted. Its processes are lost, its files kept.
+            LogForeignNamespace(logger, layout.Name);
+            await Command.RunAsync(Runc, ["kill", "--all", layout.ContainerId, "KILL"], cancellationToken);
+        }
+        else if (state is { Status: "running", Pid: > 0 })
         {
             ContainerPid = state.Value.Pid;
             ProtectAgentFromOomKiller();
@@ -140,7 +194,7 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
         Workspaces.Detach();
         Directory.CreateDirectory(layout.Bundle);
         var env = ContainerEnvironment();
-        await File.WriteAllTextAsync(Path.Combine(layout.Bundle, "config.json"), OciSpec.Build(layout, env, Workspaces.ContainerMounts(), Network.ContainerFiles()), cancellationToken);
+        await File.WriteAllTextAsync(Path.Combine(layout.Bundle, "config.json"), OciSpec.Build(layout, env, Workspaces.ContainerMounts(), Network.ContainerFiles(), UserNamespace.Range), cancellationToken);
 
         // The agent's listening socket: bound here on the host (a path the container never sees),
         // handed to the agent as fd 3 through runc --preserve-fds.
@@ -312,6 +366,7 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
             }
         }
 
+        UserNamespace.RemoveRuntimeDir(problems);
         await Network.TearDownAsync(problems, cancellationToken);
         if (File.Exists(layout.NetnsPath))
         {
@@ -344,6 +399,7 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
                 }
 
                 Directory.Delete(layout.StateDir, recursive: true);
+                UserNamespace.ReleaseLease(); // its files are gone: the range may serve another sandbox
             }
         }
 
@@ -385,6 +441,9 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Sandbox {Name}: the OOM killer could not be told to spare the agent (pid {Pid}): {Reason}")]
     private static partial void LogOomProtectionFailed(ILogger logger, string name, int pid, string reason);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Sandbox {Name}: its container runs in a user namespace that is no longer the sandbox's; starting it again")]
+    private static partial void LogForeignNamespace(ILogger logger, string name);
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Sandbox {Name}: Sbxd lacks CAP_SYS_RESOURCE, so the agent keeps OOM score 0 (its commands run at 1000)")]
     private static partial void LogOomProtectionUnavailable(ILogger logger, string name);

@@ -17,6 +17,9 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
     /// <summary>Workspaces whose root was refused (<see cref="WorkspaceRoot"/>): not restarted by the watchdog, refused once on record.</summary>
     private readonly HashSet<int> _refused = [];
 
+    /// <summary>The sandbox's id range (user namespace), which SbxFuse maps ids through; null without one.</summary>
+    public IdRange? Ids { get; set; }
+
     private string MountsDir => Path.Combine(layout.BindsDir, "mounts");
 
     private string FsDir => Path.Combine(layout.StateDir, "fs");
@@ -164,8 +167,9 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
             }
 
             var exit = await DescriptorSpawn.RunAsync(
-                ["/bin/sh", "-c", "exec setsid -f \"$0\" --source-fd 3 --source-id \"$1\" --target \"$2\" --mount \"$3\" --spool \"$4\" --source-name \"fs-$9\" --acls \"$5\" --pid-file \"$6\" --control \"$8\" --cache-timeout \"${10}\" >>\"$7\" 2>&1 </dev/null",
-                    layout.Spec.SbxfusePath, FormattableString.Invariant($"{spec.SourceDev}:{spec.SourceIno}"), target, spec.Mount, layout.SpoolDir, AclFile(i), PidFile(i), Path.Combine(FsDir, $"sbxfuse-{i}.log"), ControlSocket(i), i.ToString(System.Globalization.CultureInfo.InvariantCulture), spec.Shared ? "0" : "60"],
+                ["/bin/sh", "-c", "exec setsid -f \"$0\" --source-fd 3 --source-id \"$1\" --target \"$2\" --mount \"$3\" --spool \"$4\" --source-name \"fs-$9\" --acls \"$5\" --pid-file \"$6\" --control \"$8\" --cache-timeout \"${10}\" --id-map \"${11}\" >>\"$7\" 2>&1 </dev/null",
+                    layout.Spec.SbxfusePath, FormattableString.Invariant($"{spec.SourceDev}:{spec.SourceIno}"), target, spec.Mount, layout.SpoolDir, AclFile(i), PidFile(i), Path.Combine(FsDir, $"sbxfuse-{i}.log"), ControlSocket(i), i.ToString(System.Globalization.CultureInfo.InvariantCulture), spec.Shared ? "0" : "60",
+                    Ids is { } ids ? FormattableString.Invariant($"{ids.Base}:{IdRange.Size}") : "none"],
                 root,
                 cancellationToken);
             if (exit != 0)

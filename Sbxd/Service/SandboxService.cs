@@ -103,6 +103,7 @@ internal sealed partial class SandboxService(SandboxLayout layout, SandboxRuntim
             MemoryUsageBytes = runtime.Cgroups.MemoryUsage(),
             CpuUsageNs = runtime.Cgroups.CpuUsageNs(),
             PidsCurrent = runtime.Cgroups.PidsCurrent(),
+            IdBase = runtime.UserNamespace.Range?.Base ?? 0,
         });
     }
 

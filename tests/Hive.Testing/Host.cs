@@ -58,10 +58,16 @@ public static class Host
         var found = new List<string>();
         foreach (var line in await File.ReadAllLinesAsync("/proc/self/mountinfo"))
         {
-            if (line.Contains(stateDir, StringComparison.Ordinal) || line.Contains($"/netns/hive-{name} ", StringComparison.Ordinal))
+            if (line.Contains(stateDir, StringComparison.Ordinal) || line.Contains($"/netns/hive-{name} ", StringComparison.Ordinal) || line.Contains($"/{name}/rootfs ", StringComparison.Ordinal))
             {
                 found.Add("mount: " + line);
             }
+        }
+
+        // A sandbox with a user namespace has its root file system mounted at /run/hive/<tag>/<name>/rootfs.
+        foreach (var runtime in Directory.Exists("/run/hive") ? Directory.EnumerateDirectories("/run/hive").Select(t => Path.Combine(t, name)).Where(Directory.Exists) : [])
+        {
+            found.Add("runtime dir " + runtime);
         }
 
         if (File.Exists($"/run/netns/hive-{name}"))

@@ -57,6 +57,13 @@ internal sealed partial class SbxdLauncher(ControllerOptions options, ILogger<Sb
         }
 
         spec.SbxfusePath = options.SbxFusePath;
+        if (options.UserNamespaces)
+        {
+            spec.IdLeasesDir = options.IdLeasesDir;
+            spec.IdPoolBase = options.UsernsBase;
+            spec.IdPoolRanges = (uint)options.UsernsRanges;
+        }
+
         if (spec.Network != NetworkMode.None)
         {
             spec.SbxproxyPath = options.SbxProxyPath;

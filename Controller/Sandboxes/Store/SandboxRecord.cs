@@ -19,6 +19,9 @@ internal sealed record SandboxRecord
 
     public string? Ip { get; init; }
 
+    /// <summary>Host id of the sandbox's root (its user namespace's range starts there); null without one.</summary>
+    public uint? IdBase { get; init; }
+
     public string Name => Config.Name;
 }
 

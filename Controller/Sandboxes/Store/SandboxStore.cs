@@ -38,8 +38,8 @@ internal sealed class SandboxStore
         using var connection = Open();
         using var command = connection.CreateCommand();
         command.CommandText = """
-            INSERT INTO sandboxes (name, config, status, error, created_at, expires_at, commands_executed, ip)
-            VALUES ($name, $config, $status, $error, $created, $expires, $commands, $ip)
+            INSERT INTO sandboxes (name, config, status, error, created_at, expires_at, commands_executed, ip, id_base)
+            VALUES ($name, $config, $status, $error, $created, $expires, $commands, $ip, $id_base)
             ON CONFLICT(name) DO NOTHING
             """;
         Bind(command, record);
@@ -52,7 +52,7 @@ internal sealed class SandboxStore
         using var command = connection.CreateCommand();
         command.CommandText = """
             UPDATE sandboxes SET config = $config, status = $status, error = $error, created_at = $created,
-              expires_at = $expires, ip = $ip WHERE name = $name
+              expires_at = $expires, ip = $ip, id_base = $id_base WHERE name = $name
             """;
         Bind(command, record);
         return command.ExecuteNonQuery();
@@ -124,7 +124,7 @@ internal sealed class SandboxStore
         {
             using var connection = Open();
             using var command = connection.CreateCommand();
-            command.CommandText = "SELECT name, config, status, error, created_at, expires_at, commands_executed, ip FROM sandboxes WHERE name = $name";
+            command.CommandText = "SELECT name, config, status, error, created_at, expires_at, commands_executed, ip, id_base FROM sandboxes WHERE name = $name";
             command.Parameters.AddWithValue("$name", name);
             using var reader = command.ExecuteReader();
             if (!reader.Read())
@@ -151,7 +151,7 @@ internal sealed class SandboxStore
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT name, config, status, error, created_at, expires_at, commands_executed, ip FROM sandboxes ORDER BY created_at, name";
+        command.CommandText = "SELECT name, config, status, error, created_at, expires_at, commands_executed, ip, id_base FROM sandboxes ORDER BY created_at, name";
         using var reader = command.ExecuteReader();
         var result = new List<SandboxRecord>();
         while (reader.Read())
@@ -188,6 +188,7 @@ internal sealed class SandboxStore
         command.Parameters.AddWithValue("$expires", record.ExpiresAt.ToUnixTimeMilliseconds());
         command.Parameters.AddWithValue("$commands", record.CommandsExecuted);
         command.Parameters.AddWithValue("$ip", (object?)record.Ip ?? DBNull.Value);
+        command.Parameters.AddWithValue("$id_base", record.IdBase is { } idBase ? (long)idBase : DBNull.Value);
     }
 
     private SandboxRecord Read(SqliteDataReader reader) => WithPending(ReadRow(reader));
@@ -221,6 +222,7 @@ internal sealed class SandboxStore
         ExpiresAt = DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5)),
         CommandsExecuted = reader.GetInt64(6),
         Ip = reader.IsDBNull(7) ? null : reader.GetString(7),
+        IdBase = reader.IsDBNull(8) ? null : (uint)reader.GetInt64(8),
     };
 
     private SqliteConnection Open()
@@ -245,11 +247,22 @@ internal sealed class SandboxStore
               created_at INTEGER NOT NULL,
               expires_at INTEGER NOT NULL,
               commands_executed INTEGER NOT NULL DEFAULT 0,
-              ip TEXT
+              ip TEXT,
+              id_base INTEGER
             );
             PRAGMA user_version = {SchemaVersion};
             """;
         command.ExecuteNonQuery();
+
+        // A database from before user namespaces: the column is added (null: those sandboxes have none).
+        using var columns = connection.CreateCommand();
+        columns.CommandText = "SELECT COUNT(*) FROM pragma_table_info('sandboxes') WHERE name = 'id_base'";
+        if ((long)columns.ExecuteScalar()! == 0)
+        {
+            using var add = connection.CreateCommand();
+            add.CommandText = "ALTER TABLE sandboxes ADD COLUMN id_base INTEGER";
+            add.ExecuteNonQuery();
+        }
     }
 }
 

@@ -64,6 +64,8 @@ export interface SandboxInfo {
   mcp_url: string;
   network: { mode: string; ip?: string | null } | string;
   error?: string | null;
+  /** In-sandbox uid (gid) u is host uid_base + u (gid_base + u); absent without a user namespace. */
+  user_namespace?: { uid_base: number; gid_base: number; size: number };
   [key: string]: unknown;
 }
 

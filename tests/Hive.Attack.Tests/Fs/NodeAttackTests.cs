@@ -73,7 +73,7 @@ public sealed class NodeAttackTests
     [TestCase("character device", "mknod /w/nul c 1 3", "/w/nul")]
     [TestCase("fifo", "mkfifo /w/pipe", "/w/pipe")]
     [TestCase("socket", "python3 -c \"import socket; socket.socket(socket.AF_UNIX).bind('/w/sock')\"", "/w/sock")]
-    [Defence("SbxFuse makes no device nodes, FIFOs or sockets in a workspace (EPERM, recorded); a device node is refused by the kernel first (no CAP_MKNOD)")]
+    [Defence("SbxFuse makes no device nodes, FIFOs or sockets in a workspace (EPERM, recorded); a device node is refused by the kernel first (no CAP_MKNOD; user namespace)")]
     public async Task Device_nodes_cannot_be_made_in_a_workspace(string type, string command, string path)
     {
         var sandbox = await FsSandboxes.AclSandboxAsync();
