@@ -34,9 +34,13 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
 
     public SandboxNetwork Network { get; } = new(layout, logger);
 
+    /// <summary>The writable layer's own file system (the sandbox's <c>disk</c>).</summary>
+    public DiskQuota Disk { get; } = new(layout, logger);
+
     public async Task EnsureAsync(CancellationToken cancellationToken)
     {
         await RetireEarlierLayoutAsync(cancellationToken);
+        await Disk.EnsureAsync(cancellationToken);
         await EnsureRootfsAsync();
         EnsureBinds();
         await EnsureNetworkNamespaceAsync(cancellationToken);
@@ -285,6 +289,7 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
         }
 
         Workspaces.TearDown();
+        await Workspaces.UnmountVolumesAsync(problems, cancellationToken);
         _agentOutput?.Dispose();
         _agentOutput = null;
         try
@@ -304,6 +309,7 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
             }
         }
 
+        await Disk.TearDownAsync(problems, cancellationToken);
         await Network.TearDownAsync(problems, cancellationToken);
         if (File.Exists(layout.NetnsPath))
         {
