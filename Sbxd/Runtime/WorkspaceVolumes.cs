@@ -37,7 +37,8 @@ internal sealed partial class WorkspaceVolumes(SandboxLayout layout, ILogger log
             throw new WorkspaceRootException($"workspace {spec.Mount}: another file system is mounted on {spec.Source}; not served", ESTALE);
         }
 
-        if (!File.Exists(image))
+        var fresh = !File.Exists(image);
+        if (fresh)
         {
             await DiskImage.CreateAsync(image, spec.QuotaBytes, spec.QuotaInodes, cancellationToken);
             LogCreated(logger, spec.Mount, spec.QuotaBytes, spec.QuotaInodes);
@@ -56,6 +57,19 @@ internal sealed partial class WorkspaceVolumes(SandboxLayout layout, ILogger log
         finally
         {
             Libc.close(directory);
+        }
+
+        if (fresh)
+        {
+            // mke2fs makes lost+found, which the sandbox would find in its workspace; e2fsck makes it
+            // again should it ever need one.
+            try
+            {
+                Directory.Delete(Path.Combine(spec.Source, "lost+found"));
+            }
+            catch (IOException)
+            {
+            }
         }
 
         LogMounted(logger, spec.Mount, image);
