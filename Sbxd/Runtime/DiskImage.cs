@@ -223,7 +223,11 @@ internal static partial class DiskImage
         return Libc.LoopDevicesBackedBy(image).Count == 0;
     }
 
-    /// <summary>What the file system mounted at <paramref name="path"/> holds: bytes and inodes in use, and its inode count; null if it cannot be asked.</summary>
+    /// <summary>
+    /// What the file system mounted at <paramref name="path"/> holds: bytes and inodes in use, and its
+    /// inode count; null if nothing is mounted there (the directory is not an ext4 root) or it cannot be
+    /// asked. Cheap enough for every status call: no mount table is read.
+    /// </summary>
     public static (ulong UsedBytes, ulong UsedInodes, ulong Inodes)? Usage(string path)
     {
         var fd = Libc.openat2(Libc.AT_FDCWD, path, Libc.O_PATH | Libc.O_DIRECTORY | Libc.O_CLOEXEC, 0, Libc.RESOLVE_NO_SYMLINKS);
@@ -234,7 +238,7 @@ internal static partial class DiskImage
 
         try
         {
-            if (!Libc.TryStatVfs(fd, out var stat))
+            if (!Libc.TryIdentity(fd, out _, out var inode) || inode != RootInode || !Libc.TryStatVfs(fd, out var stat))
             {
                 return null;
             }

@@ -50,7 +50,7 @@ internal sealed partial class DiskQuota(SandboxLayout layout, ILogger logger)
     /// <summary>Bytes and inodes the writable layer uses against its limits; null without a disk (or while it is not mounted).</summary>
     public (ulong UsedBytes, ulong LimitBytes, ulong UsedInodes, ulong LimitInodes)? Usage()
     {
-        if (!Enabled || DiskImage.Usage(layout.DiskMount) is not { } usage || !Libc.IsMountPoint(layout.DiskMount))
+        if (!Enabled || DiskImage.Usage(layout.DiskMount) is not { } usage)
         {
             return null;
         }

@@ -119,7 +119,7 @@ internal sealed partial class WorkspaceVolumes(SandboxLayout layout, ILogger log
     {
         foreach (var spec in layout.Spec.Mounts.Where(HasQuota))
         {
-            if (Libc.IsMountPoint(spec.Source) && DiskImage.Usage(spec.Source) is { } usage)
+            if (DiskImage.Usage(spec.Source) is { } usage)
             {
                 yield return new DiskUsage { Mount = spec.Mount, Bytes = usage.UsedBytes, LimitBytes = spec.QuotaBytes, Inodes = usage.UsedInodes, LimitInodes = usage.Inodes };
             }
