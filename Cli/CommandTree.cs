@@ -50,12 +50,13 @@ internal static class CommandTree
         var memory = new Option<string?>("--memory", "-m") { Description = "Memory limit, e.g. 512m, 1g (default 512m)" };
         var cpus = new Option<double?>("--cpus") { Description = "CPU limit in cores (default 1.0)" };
         var pids = new Option<int?>("--pids") { Description = "Maximum number of processes (default 128)" };
+        var disk = new Option<string?>("--disk") { Description = "Size of the sandbox's own files (its writable layer and /tmp), e.g. 2g (default: the server's, 10g)" };
         var timeout = new Option<int?>("--timeout") { Description = "Seconds until the sandbox is destroyed (default 3600, max 86400)" };
         var env = new Option<string[]>("--env", "-e") { Description = "Environment variable KEY=VALUE for every command (repeatable)", AllowMultipleArgumentsPerToken = false };
         var network = new Option<string?>("--network") { Description = "none (default), isolated or shared (egress through SbxProxy)" };
         var egress = new Option<string?>("--egress") { Description = "Egress rules: JSON like {\"allow\":[{\"host\":\"*.pypi.org\"}]} or @FILE (implies --network isolated)" };
         var group = new Option<string?>("--group") { Description = "Network shared: the group whose members reach each other as NAME.hive" };
-        var command = new Command("create", "Create a sandbox") { name, image, memory, cpus, pids, timeout, env, network, egress, group, Json };
+        var command = new Command("create", "Create a sandbox") { name, image, memory, cpus, pids, disk, timeout, env, network, egress, group, Json };
         command.SetAction(async (parse, ct) =>
         {
             using var api = Client(parse);
@@ -63,6 +64,7 @@ internal static class CommandTree
             Put(body, "name", parse.GetValue(name));
             Put(body, "image", parse.GetValue(image));
             Put(body, "memory", parse.GetValue(memory));
+            Put(body, "disk", parse.GetValue(disk));
             if (parse.GetValue(cpus) is { } c)
             {
                 body["cpus"] = c;
@@ -106,7 +108,8 @@ internal static class CommandTree
             else
             {
                 var limits = created["limits"];
-                Console.WriteLine($"{created["id"]}\t{created["status"]}\tmemory {limits?["memory"]}, cpus {limits?["cpus"]}, pids {limits?["pids"]}, expires {created["expires_at"]}");
+                var diskText = limits?["disk"] is { } d ? $", disk {d}" : string.Empty;
+                Console.WriteLine($"{created["id"]}\t{created["status"]}\tmemory {limits?["memory"]}, cpus {limits?["cpus"]}, pids {limits?["pids"]}{diskText}, expires {created["expires_at"]}");
             }
 
             return 0;

@@ -113,7 +113,7 @@ internal static class EventsCommand
             "exec.started" => $"[{S("id")}] {S("command")}" + (S("cwd") is { Length: > 0 } cwd ? $" (in {cwd})" : string.Empty),
             "exec.finished" => $"[{S("id")}] exit {S("exit_code")} in {S("duration_ms")} ms, {S("stdout_bytes")} B out, {S("stderr_bytes")} B err"
                 + (S("timed_out") == "true" ? ", timed out" : string.Empty) + (S("oom_killed") == "true" ? ", OOM-killed" : string.Empty) + (S("error") is { Length: > 0 } err ? ", error: " + err : string.Empty),
-            "resource.usage" => $"cpu {S("cpu_percent")}%, memory {S("memory_bytes")}/{S("memory_limit_bytes")} B, {S("pids")} pids",
+            "resource.usage" => $"cpu {S("cpu_percent")}%, memory {S("memory_bytes")}/{S("memory_limit_bytes")} B, {S("pids")} pids" + (e.ContainsKey("disk_limit_bytes") ? $", disk {S("disk_bytes")}/{S("disk_limit_bytes")} B" : string.Empty),
             "llm.call" => $"{S("provider")} {S("model")} in {S("input_tokens")} out {S("output_tokens")} tokens, {S("latency_ms")} ms, status {S("status")}",
             "net.dns" => $"{S("dns_type")} {S("host")} " + (e["answers"] is JsonArray { Count: > 0 } answers ? "-> " + string.Join(", ", answers.Select(a => a?.ToString())) : S("decision") == "deny" ? "NXDOMAIN" : "(no records)")
                 + Suffix(S("rule"), S("error")),

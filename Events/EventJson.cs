@@ -86,6 +86,31 @@ public static class EventJson
                 json.WriteNumber("memory_bytes", e.Resource.MemoryBytes);
                 json.WriteNumber("memory_limit_bytes", e.Resource.MemoryLimitBytes);
                 json.WriteNumber("pids", e.Resource.Pids);
+                if (e.Resource.DiskLimitBytes > 0)
+                {
+                    json.WriteNumber("disk_bytes", e.Resource.DiskBytes);
+                    json.WriteNumber("disk_limit_bytes", e.Resource.DiskLimitBytes);
+                    json.WriteNumber("disk_inodes", e.Resource.DiskInodes);
+                    json.WriteNumber("disk_limit_inodes", e.Resource.DiskLimitInodes);
+                }
+
+                if (e.Resource.Workspaces.Count > 0)
+                {
+                    json.WriteStartArray("workspaces");
+                    foreach (var w in e.Resource.Workspaces)
+                    {
+                        json.WriteStartObject();
+                        json.WriteString("mount", w.Mount);
+                        json.WriteNumber("disk_bytes", w.Bytes);
+                        json.WriteNumber("disk_limit_bytes", w.LimitBytes);
+                        json.WriteNumber("disk_inodes", w.Inodes);
+                        json.WriteNumber("disk_limit_inodes", w.LimitInodes);
+                        json.WriteEndObject();
+                    }
+
+                    json.WriteEndArray();
+                }
+
                 break;
             case Event.BodyOneofCase.Policy:
                 json.WriteString("target", e.Policy.Target);

@@ -55,7 +55,7 @@ internal sealed partial class AnalyticsSampler(ControllerOptions options, Analyt
                 }
 
                 _lastSandboxCpu[record.Name] = (status.CpuUsageNs, at);
-                sandboxes.Add(new Dictionary<string, object?>
+                var entry = new Dictionary<string, object?>
                 {
                     ["id"] = record.Name,
                     ["status"] = record.Status,
@@ -64,7 +64,29 @@ internal sealed partial class AnalyticsSampler(ControllerOptions options, Analyt
                     ["memory_limit"] = record.Config.MemoryBytes,
                     ["pids"] = status.PidsCurrent,
                     ["commands_executed"] = status.CommandsExecuted,
-                });
+                };
+                if (status.DiskLimitBytes > 0)
+                {
+                    // The writable layer's own file system: bytes and inodes in use against its disk.
+                    entry["disk_usage"] = status.DiskUsedBytes;
+                    entry["disk_limit"] = status.DiskLimitBytes;
+                    entry["disk_inodes_usage"] = status.DiskUsedInodes;
+                    entry["disk_inodes_limit"] = status.DiskLimitInodes;
+                }
+
+                if (status.Workspaces.Count > 0)
+                {
+                    entry["workspaces"] = status.Workspaces.Select(w => new Dictionary<string, object?>
+                    {
+                        ["mount"] = w.Mount,
+                        ["disk_usage"] = w.Bytes,
+                        ["disk_limit"] = w.LimitBytes,
+                        ["disk_inodes_usage"] = w.Inodes,
+                        ["disk_inodes_limit"] = w.LimitInodes,
+                    }).ToList();
+                }
+
+                sandboxes.Add(entry);
             }
             catch (Exception ex) when (ex is Hive.Wire.RpcException or IOException)
             {

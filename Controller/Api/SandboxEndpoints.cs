@@ -31,7 +31,7 @@ internal static class SandboxEndpoints
             LiveUsage? usage = null;
             if (record.Status == LifecycleStatus.Running && await manager.CheckAsync(record.Name, cancellationToken) is { } live)
             {
-                usage = new LiveUsage(live.MemoryUsageBytes, live.CpuUsageNs, live.PidsCurrent, live.OomKills);
+                usage = LiveUsage.From(live);
                 record = store.Get(record.Name); // the probe may have changed the status
             }
 

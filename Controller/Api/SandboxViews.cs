@@ -12,13 +12,19 @@ internal static class SandboxViews
         Iso(record.CreatedAt),
         UptimeSeconds(record, now),
         new NetworkView(record.Config.Network, record.Ip, record.Config.Egress is null ? null : EgressView(record.Config.Egress), record.Config.Group, record.Config.Group is null ? null : record.Config.Expose ?? []),
-        new LimitsView(record.Config.Memory, record.Config.Cpus, record.Config.Pids),
+        new LimitsView(record.Config.Memory, record.Config.Cpus, record.Config.Pids, record.Config.Disk, record.Config.DiskBytes > 0 ? record.Config.DiskInodes : null),
         Iso(record.ExpiresAt),
         TtlSeconds(record, now),
         record.CommandsExecuted,
         record.Error,
         usage,
-        record.Config.Fs.Select(m => new FsView(m.Backend, m.Mount, (m.Acls ?? [new(m.Mount + "/**", "rw")]).Select(a => new FsAclView(a.Path, a.Access)).ToList(), m.Root)).ToList(),
+        record.Config.Fs.Select(m => new FsView(
+            m.Backend,
+            m.Mount,
+            (m.Acls ?? [new(m.Mount + "/**", "rw")]).Select(a => new FsAclView(a.Path, a.Access)).ToList(),
+            m.Root,
+            m.Quota is > 0 ? Hive.Controller.Sandboxes.Config.MemorySize.Format(m.Quota.Value) : null,
+            m.Quota is > 0 ? m.QuotaInodes : null)).ToList(),
         Url(record.Name),
         McpUrl(record.Name),
         record.IdBase is { } idBase ? new UserNamespaceView(idBase, idBase, 65536) : null);
@@ -38,7 +44,8 @@ internal static class SandboxViews
         Iso(record.ExpiresAt),
         record.Error,
         Url(record.Name),
-        McpUrl(record.Name));
+        McpUrl(record.Name),
+        record.Config.Disk);
 
     /// <summary>Port 8080 of the sandbox through the Controller (the default image's MCP server; any port works the same way).</summary>
     public static string Url(string name) => $"/api/v1/hiveboxes/{name}/proxy/8080/";
@@ -63,9 +70,31 @@ internal static class SandboxViews
 /// <summary>A sandbox's network; <c>expose</c> (shared only) lists the ports the group's other members may connect to.</summary>
 internal sealed record NetworkView(string Mode, string? Ip, System.Text.Json.JsonElement? Egress = null, string? Group = null, IReadOnlyList<int>? Expose = null);
 
-internal sealed record LimitsView(string Memory, double Cpus, int Pids);
+/// <summary>The sandbox's limits; <c>disk</c> (and its inode count) is absent for a sandbox made before disk quotas.</summary>
+internal sealed record LimitsView(string Memory, double Cpus, int Pids, string? Disk = null, long? DiskInodes = null);
 
-internal sealed record LiveUsage(ulong MemoryUsageBytes, ulong CpuUsageNs, uint PidsCurrent, ulong OomKills);
+/// <summary>What the sandbox uses now; disk figures come from its file systems (data and inodes in use).</summary>
+internal sealed record LiveUsage(
+    ulong MemoryUsageBytes,
+    ulong CpuUsageNs,
+    uint PidsCurrent,
+    ulong OomKills,
+    ulong? DiskUsedBytes = null,
+    ulong? DiskUsedInodes = null,
+    IReadOnlyList<WorkspaceUsageView>? Workspaces = null)
+{
+    public static LiveUsage From(Hive.Protos.V1.SandboxStatus live) => new(
+        live.MemoryUsageBytes,
+        live.CpuUsageNs,
+        live.PidsCurrent,
+        live.OomKills,
+        live.DiskLimitBytes > 0 ? live.DiskUsedBytes : null,
+        live.DiskLimitBytes > 0 ? live.DiskUsedInodes : null,
+        live.Workspaces.Count > 0 ? live.Workspaces.Select(w => new WorkspaceUsageView(w.Mount, w.Bytes, w.LimitBytes, w.Inodes, w.LimitInodes)).ToList() : null);
+}
+
+/// <summary>A workspace with a quota: bytes and inodes in use against its quota.</summary>
+internal sealed record WorkspaceUsageView(string Mount, ulong UsedBytes, ulong QuotaBytes, ulong UsedInodes, ulong QuotaInodes);
 
 internal sealed record SandboxDetail(
     string Id,
@@ -91,8 +120,8 @@ internal sealed record SandboxDetail(
 /// </summary>
 internal sealed record UserNamespaceView(uint UidBase, uint GidBase, uint Size);
 
-/// <summary>A workspace as configured; omitted ACLs show as the default they stand for.</summary>
-internal sealed record FsView(string Backend, string Mount, IReadOnlyList<FsAclView> Acls, string? Root);
+/// <summary>A workspace as configured; omitted ACLs show as the default they stand for. <c>quota</c>: absent for a workspace without one (shared, or made before quotas).</summary>
+internal sealed record FsView(string Backend, string Mount, IReadOnlyList<FsAclView> Acls, string? Root, string? Quota = null, long? QuotaInodes = null);
 
 internal sealed record FsAclView(string Path, string Access);
 
@@ -111,7 +140,8 @@ internal sealed record SandboxSummary(
     string ExpiresAt,
     string? Error,
     string Url,
-    string McpUrl);
+    string McpUrl,
+    string? Disk = null);
 
 internal sealed record SandboxList(IReadOnlyList<SandboxSummary> Sandboxes, int Total);
 

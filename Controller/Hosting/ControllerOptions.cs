@@ -125,6 +125,21 @@ internal sealed record ControllerOptions
     /// <summary>How long analytics samples are kept. Default 7 days.</summary>
     public TimeSpan AnalyticsRetention { get; init; } = TimeSpan.FromDays(7);
 
+    /// <summary>
+    /// <c>disk</c> of a sandbox that asks for none: the size of its writable layer's own file system
+    /// (every file it changes or adds, <c>/tmp</c> included). Default 10 GiB.
+    /// </summary>
+    public long DefaultDiskBytes { get; init; } = 10L << 30;
+
+    /// <summary>
+    /// <c>quota</c> of a new local workspace that asks for none (an existing one keeps its size).
+    /// Default 10 GiB.
+    /// </summary>
+    public long DefaultWorkspaceQuotaBytes { get; init; } = 10L << 30;
+
+    /// <summary>Inodes per GiB of a sandbox's <c>disk</c> and of a workspace's <c>quota</c> (the most files they may hold). Default 65,536 (one per 16 KiB); 1,024 … 1,048,576.</summary>
+    public long DiskInodesPerGiB { get; init; } = 65536;
+
     /// <summary>Host-side secret store for egress inject values (never visible to sandboxes).</summary>
     public string SecretsDir => Path.Combine(DataDir, "secrets");
 

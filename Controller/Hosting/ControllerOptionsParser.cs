@@ -45,6 +45,9 @@ internal static class ControllerOptionsParser
           --usage-interval S  HIVE_USAGE_INTERVAL  5: seconds between resource.usage events
           --analytics-interval S HIVE_ANALYTICS_INTERVAL 10: seconds between /api/v1/analytics samples
           --analytics-retention S HIVE_ANALYTICS_RETENTION 604800 (7 days): analytics history kept
+          --default-disk SIZE HIVE_DEFAULT_DISK    10g: a sandbox's disk (its writable layer and /tmp) when it asks for none
+          --default-workspace-quota SIZE HIVE_DEFAULT_WORKSPACE_QUOTA 10g: a new local workspace's quota when it asks for none
+          --disk-inodes-per-gib N HIVE_DISK_INODES_PER_GIB 65536: inodes per GiB of disk and of quota (1024-1048576)
           -h, --help
         """;
 
@@ -53,7 +56,7 @@ internal static class ControllerOptionsParser
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         var errors = new List<string>();
-        string[] known = ["api-key", "port", "host", "allowed-hosts", "data-dir", "image-dir", "sbxd", "sbxfuse", "sbxproxy", "net-pool", "net-synthetic", "userns", "userns-base", "userns-ranges", "egress-resolve", "egress-allow-cidr", "egress-ca", "agent-bundle", "reaper-interval", "fs-roots", "events-max-bytes", "events-max-age", "events-budget", "events-rate", "events-burst", "events-aggregate", "events-heartbeat", "usage-interval", "analytics-interval", "analytics-retention"];
+        string[] known = ["api-key", "port", "host", "allowed-hosts", "data-dir", "image-dir", "sbxd", "sbxfuse", "sbxproxy", "net-pool", "net-synthetic", "userns", "userns-base", "userns-ranges", "egress-resolve", "egress-allow-cidr", "egress-ca", "agent-bundle", "reaper-interval", "fs-roots", "events-max-bytes", "events-max-age", "events-budget", "events-rate", "events-burst", "events-aggregate", "events-heartbeat", "usage-interval", "analytics-interval", "analytics-retention", "default-disk", "default-workspace-quota", "disk-inodes-per-gib"];
         for (var i = 0; i < args.Count; i++)
         {
             var arg = args[i];
@@ -261,6 +264,35 @@ internal static class ControllerOptionsParser
         if (Seconds("analytics-retention", "HIVE_ANALYTICS_RETENTION", 1, 1e10) is { } retention)
         {
             options = options with { AnalyticsRetention = TimeSpan.FromSeconds(retention) };
+        }
+
+        foreach (var (flag, variable) in new[] { ("default-disk", "HIVE_DEFAULT_DISK"), ("default-workspace-quota", "HIVE_DEFAULT_WORKSPACE_QUOTA") })
+        {
+            if (Get(flag, variable) is not { } text)
+            {
+                continue;
+            }
+
+            if (Sandboxes.Config.MemorySize.TryParse(text, out var bytes) && bytes >= Sandboxes.Config.SandboxConfigValidator.MinDiskBytes)
+            {
+                options = flag == "default-disk" ? options with { DefaultDiskBytes = bytes } : options with { DefaultWorkspaceQuotaBytes = bytes };
+            }
+            else
+            {
+                errors.Add($"--{flag}: '{text}' is not a size of at least {Sandboxes.Config.MemorySize.Format(Sandboxes.Config.SandboxConfigValidator.MinDiskBytes)} (e.g. 10g)");
+            }
+        }
+
+        if (Get("disk-inodes-per-gib", "HIVE_DISK_INODES_PER_GIB") is { } inodesText)
+        {
+            if (long.TryParse(inodesText, NumberStyles.None, CultureInfo.InvariantCulture, out var perGiB) && perGiB is >= 1024 and <= 1 << 20)
+            {
+                options = options with { DiskInodesPerGiB = perGiB };
+            }
+            else
+            {
+                errors.Add($"--disk-inodes-per-gib: '{inodesText}' is not a whole number in [1024, 1048576]");
+            }
         }
 
         if (options.ApiKey is { Length: < 8 })

@@ -45,7 +45,8 @@ internal sealed partial class SandboxManager(
             throw ApiException.BadRequest(SandboxConfigValidator.NameError(pathName));
         }
 
-        var config = SandboxConfigValidator.Validate(request, pathName, host.MemoryBytes, host.Cpus);
+        var disks = new DiskSettings(options.DefaultDiskBytes, options.DefaultWorkspaceQuotaBytes, options.DiskInodesPerGiB, HostFacts.FileSystemBytes(options.DataDir));
+        var config = SandboxConfigValidator.Validate(request, pathName, host.MemoryBytes, host.Cpus, disks);
         foreach (var fs in config.Fs.Where(f => f.Root is not null))
         {
             launcher.Roots.Resolve(fs.Root!, create: false); // refuse a root outside the operator's --fs-roots before anything is created
@@ -69,6 +70,7 @@ internal sealed partial class SandboxManager(
         }
 
         CheckSecretInjections(config.Egress);
+        config = config with { Fs = WorkspaceQuotas.Resolve(config.Fs, mount => launcher.WorkspaceDir(config.Name, mount), disks) };
         var rootfs = images.ResolveRootfs(config.Image);
         var now = time.GetUtcNow();
         var record = new SandboxRecord

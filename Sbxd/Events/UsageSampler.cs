@@ -4,7 +4,7 @@ using Hive.Sbxd.Service;
 
 namespace Hive.Sbxd.Events;
 
-/// <summary><c>resource.usage</c> (cpu, memory, pids) every few seconds from the sandbox's cgroups, and <c>lifecycle.oom</c> when the kernel OOM-kills inside it.</summary>
+/// <summary><c>resource.usage</c> (cpu, memory, pids, disk) every few seconds from the sandbox's cgroups, and <c>lifecycle.oom</c> when the kernel OOM-kills inside it.</summary>
 internal static class UsageSampler
 {
     public static async Task RunAsync(SandboxLayout layout, SandboxRuntime runtime, SandboxService service, Func<Event, Task> record, CancellationToken cancellationToken)
@@ -39,17 +39,20 @@ internal static class UsageSampler
                     lastOom = oom;
                 }
 
-                await record(new Event
+                var usage = new ResourceUsageEvent
                 {
-                    Kind = "resource.usage",
-                    Resource = new ResourceUsageEvent
-                    {
-                        CpuPercent = percent,
-                        MemoryBytes = runtime.Cgroups.MemoryUsage(),
-                        MemoryLimitBytes = layout.Spec.MemoryBytes,
-                        Pids = runtime.Cgroups.PidsCurrent(),
-                    },
-                });
+                    CpuPercent = percent,
+                    MemoryBytes = runtime.Cgroups.MemoryUsage(),
+                    MemoryLimitBytes = layout.Spec.MemoryBytes,
+                    Pids = runtime.Cgroups.PidsCurrent(),
+                };
+                if (runtime.Disk.Usage() is { } disk)
+                {
+                    (usage.DiskBytes, usage.DiskLimitBytes, usage.DiskInodes, usage.DiskLimitInodes) = disk;
+                }
+
+                usage.Workspaces.AddRange(runtime.Workspaces.DiskUsage());
+                await record(new Event { Kind = "resource.usage", Resource = usage });
             }
         }
         catch (OperationCanceledException)

@@ -48,7 +48,10 @@ internal static class OciSpec
     /// kernel and physical addresses (KASLR: vmcoreinfo, the kernel's ELF notes and boot parameters,
     /// vmalloc areas, page frame flags and counts), heap and allocator layout (slabinfo, pagetypeinfo),
     /// host device interrupts (a timing side channel) and the host's identity (kernel command line,
-    /// boot id, DMI serials and UUIDs, hypervisor UUID).
+    /// boot id, DMI serials and UUIDs, hypervisor UUID). And the host's block devices: every loop
+    /// device names its backing file in sysfs (<c>loop/backing_file</c>) — the host path of each
+    /// sandbox's disk and workspace images, other sandboxes' names with them — and /sys/fs/ext4 keeps
+    /// per-file-system write counters of every sandbox's disk.
     /// </summary>
     private static readonly string[] MaskedPaths =
     [
@@ -58,6 +61,7 @@ internal static class OciSpec
         "/proc/kpageflags", "/proc/kpagecount", "/proc/kpagecgroup", "/sys/kernel/mm/page_idle",
         "/proc/slabinfo", "/proc/pagetypeinfo", "/proc/interrupts",
         "/proc/cmdline", "/proc/sys/kernel/random/boot_id", "/sys/devices/virtual/dmi", "/sys/hypervisor",
+        "/sys/devices/virtual/block", "/sys/fs/ext4",
     ];
 
     private static readonly string[] ReadonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
@@ -99,9 +103,10 @@ internal static class OciSpec
                 // (PID 1) is not dumpable, so /proc/1 does not exist for the sandbox — nothing there to
                 // read, and no oom_score_adj to raise so that the OOM killer would take the agent.
                 Mount("/proc", "proc", "proc", ["hidepid=ptraceable"]),
-                Mount("/dev", "tmpfs", "tmpfs", ["nosuid", "strictatime", "mode=755", "size=65536k"]),
+                // /dev holds device nodes and links (no data): 1 MiB and 1024 inodes, not a scratch space.
+                Mount("/dev", "tmpfs", "tmpfs", ["nosuid", "strictatime", "mode=755", "size=1024k", "nr_inodes=1024"]),
                 Mount("/dev/pts", "devpts", "devpts", ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
-                Mount("/dev/shm", "tmpfs", "shm", ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
+                Mount("/dev/shm", "tmpfs", "shm", ["nosuid", "noexec", "nodev", "mode=1777", .. ShmSize(spec)]),
                 Mount("/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]),
                 Mount("/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", "ro"]),
                 Mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "relatime", "ro"]),
@@ -159,6 +164,18 @@ internal static class OciSpec
         }
 
         return config.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    /// <summary>
+    /// /dev/shm's size (tmpfs pages are charged to the memory cgroup of whoever writes them, so it is
+    /// also within the sandbox's memory; the Controller sets min(memory/2, 64 MiB)) and an inode limit
+    /// to match: one per 16 KiB, at least 1024. A spec without a size gets the 64 MiB of before.
+    /// </summary>
+    private static string[] ShmSize(Hive.Protos.V1.SandboxSpec spec)
+    {
+        var bytes = spec.ShmBytes > 0 ? spec.ShmBytes : 64UL << 20;
+        var kib = Math.Max(4, bytes / 1024);
+        return [FormattableString.Invariant($"size={kib}k"), FormattableString.Invariant($"nr_inodes={Math.Max(1024, bytes / 16384)}")];
     }
 
     private static JsonObject Mount(string destination, string type, string source, string[] options) => new()

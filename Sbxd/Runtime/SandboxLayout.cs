@@ -48,9 +48,20 @@ internal sealed class SandboxLayout
     /// <summary>Present once lifecycle.created is on record (later starts record lifecycle.started only).</summary>
     public string CreatedMarker => Path.Combine(StateDir, "created");
 
-    public string Upper => Path.Combine(StateDir, "upper");
+    /// <summary>
+    /// The overlay's upper layer: the sandbox's own changes, /tmp included. On the sandbox's disk
+    /// (<see cref="DiskMount"/>) when it has a <c>disk</c> limit; in the state dir itself for a sandbox
+    /// made before disk quotas.
+    /// </summary>
+    public string Upper => Path.Combine(Spec.HasDiskBytes ? DiskMount : StateDir, "upper");
 
-    public string Work => Path.Combine(StateDir, "work");
+    public string Work => Path.Combine(Spec.HasDiskBytes ? DiskMount : StateDir, "work");
+
+    /// <summary>The ext4 image holding the writable layer (sparse; as large as the sandbox's <c>disk</c>).</summary>
+    public string DiskImage => Path.Combine(StateDir, "disk.img");
+
+    /// <summary>Where <see cref="DiskImage"/> is loop-mounted while the sandbox exists.</summary>
+    public string DiskMount => Path.Combine(StateDir, "disk");
 
     /// <summary>
     /// The overlay mount point, the container's root. With a user namespace it lies outside the 0700

@@ -36,11 +36,15 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
 
     public UserNamespace UserNamespace { get; } = new(layout, logger);
 
+    /// <summary>The writable layer's own file system (the sandbox's <c>disk</c>).</summary>
+    public DiskQuota Disk { get; } = new(layout, logger);
+
     public async Task EnsureAsync(CancellationToken cancellationToken)
     {
         await RetireEarlierLayoutAsync(cancellationToken);
         await UserNamespace.EnsureAsync(cancellationToken);
         Workspaces.Ids = UserNamespace.Range;
+        await Disk.EnsureAsync(cancellationToken);
         EnsureRootfs();
         EnsureBinds();
         await EnsureNetworkNamespaceAsync(cancellationToken);
@@ -347,6 +351,7 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
         }
 
         Workspaces.TearDown();
+        await Workspaces.UnmountVolumesAsync(problems, cancellationToken);
         _agentOutput?.Dispose();
         _agentOutput = null;
         try
@@ -366,6 +371,7 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
             }
         }
 
+        await Disk.TearDownAsync(problems, cancellationToken);
         UserNamespace.RemoveRuntimeDir(problems);
         await Network.TearDownAsync(problems, cancellationToken);
         if (File.Exists(layout.NetnsPath))

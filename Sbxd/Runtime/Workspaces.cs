@@ -20,6 +20,9 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
     /// <summary>The sandbox's id range (user namespace), which SbxFuse maps ids through; null without one.</summary>
     public IdRange? Ids { get; set; }
 
+    /// <summary>The file systems of workspaces with a quota (mounted on their directories before SbxFuse starts).</summary>
+    private readonly WorkspaceVolumes _volumes = new(layout, logger);
+
     private string MountsDir => Path.Combine(layout.BindsDir, "mounts");
 
     private string FsDir => Path.Combine(layout.StateDir, "fs");
@@ -156,6 +159,19 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
         await WriteAclFileAsync(i, cancellationToken);
         File.Delete(PidFile(i));
 
+        if (WorkspaceVolumes.HasQuota(spec))
+        {
+            try
+            {
+                await _volumes.EnsureAsync(spec, cancellationToken);
+            }
+            catch (WorkspaceRootException ex)
+            {
+                Refuse(i, ex);
+                throw;
+            }
+        }
+
         // SbxFuse gets the root as descriptor 3, opened and checked here (WorkspaceRoot), never a path.
         var root = OpenRoot(i);
         try
@@ -168,7 +184,7 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
 
             var exit = await DescriptorSpawn.RunAsync(
                 ["/bin/sh", "-c", "exec setsid -f \"$0\" --source-fd 3 --source-id \"$1\" --target \"$2\" --mount \"$3\" --spool \"$4\" --source-name \"fs-$9\" --acls \"$5\" --pid-file \"$6\" --control \"$8\" --cache-timeout \"${10}\" --id-map \"${11}\" >>\"$7\" 2>&1 </dev/null",
-                    layout.Spec.SbxfusePath, FormattableString.Invariant($"{spec.SourceDev}:{spec.SourceIno}"), target, spec.Mount, layout.SpoolDir, AclFile(i), PidFile(i), Path.Combine(FsDir, $"sbxfuse-{i}.log"), ControlSocket(i), i.ToString(System.Globalization.CultureInfo.InvariantCulture), spec.Shared ? "0" : "60",
+                    layout.Spec.SbxfusePath, SourceId(root, spec), target, spec.Mount, layout.SpoolDir, AclFile(i), PidFile(i), Path.Combine(FsDir, $"sbxfuse-{i}.log"), ControlSocket(i), i.ToString(System.Globalization.CultureInfo.InvariantCulture), spec.Shared ? "0" : "60",
                     Ids is { } ids ? FormattableString.Invariant($"{ids.Base}:{IdRange.Size}") : "none"],
                 root,
                 cancellationToken);
@@ -199,6 +215,16 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
     private bool _learned;
 
     /// <summary>
+    /// What SbxFuse checks its descriptor against: the recorded directory's identity, or for a workspace
+    /// with a quota the root of its mounted file system (whose device number is new at every mount;
+    /// <see cref="WorkspaceVolumes.OpenRoot"/> has just checked it).
+    /// </summary>
+    private static string SourceId(int root, Hive.Protos.V1.FsMount spec) =>
+        WorkspaceVolumes.HasQuota(spec) && Libc.TryIdentity(root, out var device, out var inode)
+            ? FormattableString.Invariant($"{device}:{inode}")
+            : FormattableString.Invariant($"{spec.SourceDev}:{spec.SourceIno}");
+
+    /// <summary>
     /// The root of workspace <paramref name="i"/>, checked; a refusal is logged and recorded once
     /// (an <c>fs.mount</c> event with decision deny) and the workspace is left to the watchdog no more.
     /// </summary>
@@ -207,6 +233,13 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
         var spec = layout.Spec.Mounts[i];
         try
         {
+            if (WorkspaceVolumes.HasQuota(spec))
+            {
+                var volume = WorkspaceVolumes.OpenRoot(spec);
+                _refused.Remove(i);
+                return volume;
+            }
+
             var fd = WorkspaceRoot.Open(spec, out var learned);
             _learned |= learned;
             _refused.Remove(i);
@@ -214,15 +247,26 @@ internal sealed partial class Workspaces(SandboxLayout layout, ILogger logger)
         }
         catch (WorkspaceRootException ex)
         {
-            if (_refused.Add(i))
-            {
-                LogRootRefused(logger, spec.Mount, ex.Message);
-                RecordRefusal(spec, ex);
-            }
-
+            Refuse(i, ex);
             throw;
         }
     }
+
+    private void Refuse(int i, WorkspaceRootException ex)
+    {
+        var spec = layout.Spec.Mounts[i];
+        if (_refused.Add(i))
+        {
+            LogRootRefused(logger, spec.Mount, ex.Message);
+            RecordRefusal(spec, ex);
+        }
+    }
+
+    /// <summary>On destroy, once every SbxFuse has stopped: the file systems of workspaces with a quota are unmounted (their images stay).</summary>
+    public Task UnmountVolumesAsync(List<string> problems, CancellationToken cancellationToken) => _volumes.UnmountAsync(problems, cancellationToken);
+
+    /// <summary>Bytes and inodes each workspace with a quota uses.</summary>
+    public IEnumerable<Hive.Protos.V1.DiskUsage> DiskUsage() => _volumes.Usage();
 
     /// <summary>Through a spool of its own, like any producer: Sbxd ingests it into the sandbox's log.</summary>
     private void RecordRefusal(Hive.Protos.V1.FsMount spec, WorkspaceRootException ex)

@@ -89,7 +89,7 @@ internal sealed partial class SandboxService(SandboxLayout layout, SandboxRuntim
             error = "restarting: the container's init (hive-agent) exited";
         }
 
-        return Task.FromResult(new SandboxStatus
+        var status = new SandboxStatus
         {
             Name = layout.Name,
             State = state,
@@ -104,7 +104,14 @@ internal sealed partial class SandboxService(SandboxLayout layout, SandboxRuntim
             CpuUsageNs = runtime.Cgroups.CpuUsageNs(),
             PidsCurrent = runtime.Cgroups.PidsCurrent(),
             IdBase = runtime.UserNamespace.Range?.Base ?? 0,
-        });
+        };
+        if (runtime.Disk.Usage() is { } disk)
+        {
+            (status.DiskUsedBytes, status.DiskLimitBytes, status.DiskUsedInodes, status.DiskLimitInodes) = disk;
+        }
+
+        status.Workspaces.AddRange(runtime.Workspaces.DiskUsage());
+        return Task.FromResult(status);
     }
 
     public async Task<ExecResponse> ExecAsync(ExecRequest request, CallContext context)

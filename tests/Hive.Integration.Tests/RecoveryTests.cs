@@ -52,14 +52,15 @@ public sealed class RecoveryTests
         await hive.KillAsync();
         await Host.RunAsync("kill", ["-KILL", .. pids]);
         await Host.RunAsync("runc", "delete", "--force", "hive-" + name);
-        var mounts = File.ReadAllLines("/proc/self/mountinfo").Select(l => l.Split(' ')[4]).Where(m => m.StartsWith(state + "/", StringComparison.Ordinal)).Reverse().ToList();
+        var workspaces = Path.Combine(hive.DataDir, "workspaces", name) + "/"; // workspace file systems are mounted there
+        var mounts = File.ReadAllLines("/proc/self/mountinfo").Select(l => l.Split(' ')[4]).Where(m => m.StartsWith(state + "/", StringComparison.Ordinal) || m.StartsWith(workspaces, StringComparison.Ordinal)).Reverse().ToList();
         foreach (var mount in mounts)
         {
             await Host.RunAsync("umount", "-l", mount);
         }
 
         await Host.RunAsync("ip", "netns", "delete", "hive-" + name);
-        Assert.That(File.ReadAllText("/proc/self/mountinfo"), Does.Not.Contain(state + "/"), "nothing of the sandbox is mounted any more");
+        Assert.That(File.ReadAllText("/proc/self/mountinfo"), Does.Not.Contain(state + "/").And.Not.Contain(workspaces), "nothing of the sandbox is mounted any more");
 
         await hive.StartProcessAsync();
         var deadline = DateTime.UtcNow.AddSeconds(60);

@@ -128,6 +128,36 @@ public static class Host
             }
         }
 
+        // Disk quotas: the sandbox's disk (in its state dir) and its workspaces' file systems (beside
+        // their directories, under <data>/workspaces/<name>) are loop-mounted images. The workspace
+        // images stay; nothing may stay mounted or attached.
+        var workspaces = Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(stateDir.TrimEnd('/'))!)!, "workspaces", name) + "/";
+        foreach (var line in await File.ReadAllLinesAsync("/proc/self/mountinfo"))
+        {
+            if (line.Split(' ') is { Length: > 4 } fields && fields[4].StartsWith(workspaces, StringComparison.Ordinal))
+            {
+                found.Add("workspace mount: " + line);
+            }
+        }
+
+        foreach (var device in Directory.Exists("/sys/block") ? Directory.EnumerateDirectories("/sys/block", "loop*") : [])
+        {
+            string file;
+            try
+            {
+                file = (await File.ReadAllTextAsync(Path.Combine(device, "loop", "backing_file"))).Trim(); // only while bound
+            }
+            catch (IOException)
+            {
+                continue;
+            }
+
+            if (file.StartsWith(stateDir.TrimEnd('/') + "/", StringComparison.Ordinal) || file.StartsWith(workspaces, StringComparison.Ordinal))
+            {
+                found.Add($"loop device {Path.GetFileName(device)}: {file}");
+            }
+        }
+
         return found;
     }
 

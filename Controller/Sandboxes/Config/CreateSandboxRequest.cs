@@ -16,6 +16,9 @@ internal sealed record CreateSandboxRequest
 
     public double? Cpus { get; init; }
 
+    /// <summary>Size of the sandbox's writable layer (every file it changes or adds, /tmp included), like memory: "10g" or bytes.</summary>
+    public JsonElement? Disk { get; init; }
+
     public long? Pids { get; init; }
 
     public string? Network { get; init; }
@@ -63,6 +66,9 @@ internal sealed record FsMountRequest
 
     /// <summary>Omitted: the whole mount is read-write.</summary>
     public List<FsAclRequest>? Acls { get; init; }
+
+    /// <summary>A local workspace's size ("2g" or bytes; with an inode limit in proportion). Not for a shared root.</summary>
+    public JsonElement? Quota { get; init; }
 }
 
 internal sealed record FsAclRequest

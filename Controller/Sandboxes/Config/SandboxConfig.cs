@@ -43,9 +43,25 @@ internal sealed record SandboxConfig
     public IReadOnlyList<int>? Expose { get; init; }
 
     public string Memory => MemorySize.Format(MemoryBytes);
+
+    /// <summary>Size of the writable layer's file system (<c>disk</c>); 0 = none (a sandbox made before disk quotas).</summary>
+    public long DiskBytes { get; init; }
+
+    /// <summary>Inodes of that file system.</summary>
+    public long DiskInodes { get; init; }
+
+    public string? Disk => DiskBytes > 0 ? MemorySize.Format(DiskBytes) : null;
+
+    /// <summary>/dev/shm: min(memory / 2, 64 MiB) — tmpfs pages count against the memory limit too.</summary>
+    public long ShmBytes => Math.Min(MemoryBytes / 2, 64L << 20) / 4096 * 4096;
 }
 
-/// <summary>A validated workspace mount: where the sandbox sees it and its rules (in order).</summary>
-internal sealed record FsMountConfig(string Backend, string Mount, IReadOnlyList<FsAclConfig>? Acls, string? Root = null);
+/// <summary>
+/// A validated workspace mount: where the sandbox sees it and its rules (in order). <c>Quota</c>: as
+/// requested, null when not given; once the sandbox exists, the quota it has (bytes, with
+/// <c>QuotaInodes</c>), 0 for a plain directory without one (a shared root, or a local workspace made
+/// before quotas).
+/// </summary>
+internal sealed record FsMountConfig(string Backend, string Mount, IReadOnlyList<FsAclConfig>? Acls, string? Root = null, long? Quota = null, long? QuotaInodes = null);
 
 internal sealed record FsAclConfig(string Path, string Access);

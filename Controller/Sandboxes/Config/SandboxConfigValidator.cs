@@ -32,8 +32,12 @@ internal static partial class SandboxConfigValidator
     public static string NameError(string name) =>
         $"invalid sandbox name '{Truncate(name)}': use 1-63 characters a-z, 0-9, '.', '_', '-', starting with a letter or digit";
 
-    public static SandboxConfig Validate(CreateSandboxRequest request, string? pathName, long hostMemoryBytes, int hostCpus)
+    /// <summary>Smallest <c>disk</c> or workspace <c>quota</c>: room for ext4's journal and a few thousand files.</summary>
+    public const long MinDiskBytes = 32L << 20;
+
+    public static SandboxConfig Validate(CreateSandboxRequest request, string? pathName, long hostMemoryBytes, int hostCpus, DiskSettings? diskSettings = null)
     {
+        var disks = diskSettings ?? DiskSettings.Default;
         var errors = new List<string>();
         var name = request.Name ?? pathName ?? RandomName();
         if (pathName is not null && request.Name is not null && request.Name != pathName)
@@ -62,6 +66,15 @@ internal static partial class SandboxConfigValidator
             else if (memory < MinMemoryBytes || memory > hostMemoryBytes)
             {
                 errors.Add($"memory must be between {MemorySize.Format(MinMemoryBytes)} and {MemorySize.Format(hostMemoryBytes)} (the host's memory)");
+            }
+        }
+
+        var disk = disks.DefaultDiskBytes;
+        if (request.Disk is { } d)
+        {
+            if (ReadSize(d, "disk", disks, errors) is { } bytes)
+            {
+                disk = bytes;
             }
         }
 
@@ -110,7 +123,7 @@ internal static partial class SandboxConfigValidator
             }
         }
 
-        var fs = ValidateFs(request.Fs, errors);
+        var fs = ValidateFs(request.Fs, errors, disks);
 
         var egress = egressGiven ? ValidateEgress(request.Egress!.Value, errors) : null;
         string? group = null;
@@ -149,6 +162,8 @@ internal static partial class SandboxConfigValidator
             Name = name,
             Image = image,
             MemoryBytes = memory,
+            DiskBytes = disk,
+            DiskInodes = disks.Inodes(disk),
             Cpus = Math.Round(cpus, 3),
             Pids = (int)pids,
             Network = network,
@@ -230,6 +245,7 @@ internal static partial class SandboxConfigValidator
 
         Check(request.Image is not null, "image", requested.Image, existing.Image);
         Check(request.Memory is not null, "memory", requested.Memory, existing.Memory);
+        Check(request.Disk is not null, "disk", requested.Disk ?? "(none)", existing.Disk ?? "(none)");
         Check(request.Cpus is not null, "cpus", requested.Cpus, existing.Cpus);
         Check(request.Pids is not null, "pids", requested.Pids, existing.Pids);
         Check(request.Network is not null, "network", requested.Network, existing.Network);
@@ -237,7 +253,10 @@ internal static partial class SandboxConfigValidator
         Check(request.Egress is not null, "egress", requested.Egress ?? "(every host)", existing.Egress ?? "(every host)");
         Check(request.Group is not null, "group", requested.Group ?? "(none)", existing.Group ?? "(none)");
         Check(request.Expose is not null, "expose", string.Join(",", requested.Expose ?? []), string.Join(",", existing.Expose ?? []));
-        Check(request.Fs is not null, "fs", JsonSerializer.Serialize(requested.Fs), JsonSerializer.Serialize(existing.Fs));
+        // A quota not asked for is whatever the existing workspace has; inode counts follow from quotas.
+        var requestedFs = requested.Fs.Select((m, i) => m with { Quota = m.Quota ?? (i < existing.Fs.Count ? existing.Fs[i].Quota : null), QuotaInodes = null });
+        var existingFs = existing.Fs.Select(m => m with { QuotaInodes = null });
+        Check(request.Fs is not null, "fs", JsonSerializer.Serialize(requestedFs), JsonSerializer.Serialize(existingFs));
         return diffs;
     }
 
@@ -257,7 +276,12 @@ internal static partial class SandboxConfigValidator
         }
 
         var errors = new List<string>();
-        var validated = ValidateFs(request.Fs, errors);
+        var validated = ValidateFs(request.Fs, errors, DiskSettings.Default);
+        if (request.Fs.Any(f => f.Quota is not null))
+        {
+            errors.Add("fs: a workspace's quota is set when the sandbox is created and cannot change on a live sandbox");
+        }
+
         if (errors.Count > 0)
         {
             throw ApiException.BadRequest(string.Join("; ", errors));
@@ -290,7 +314,7 @@ internal static partial class SandboxConfigValidator
         return updated;
     }
 
-    private static List<FsMountConfig> ValidateFs(List<FsMountRequest>? requested, List<string> errors)
+    private static List<FsMountConfig> ValidateFs(List<FsMountRequest>? requested, List<string> errors, DiskSettings disks)
     {
         var result = new List<FsMountConfig>();
         if (requested is null)
@@ -366,10 +390,40 @@ internal static partial class SandboxConfigValidator
                 continue;
             }
 
-            result.Add(new FsMountConfig(backend, mount, acls, m.Root));
+            long? quota = null;
+            if (m.Quota is { } q && q.ValueKind != JsonValueKind.Null)
+            {
+                if (m.Root is not null)
+                {
+                    errors.Add($"fs[{i}].quota: a shared workspace (root) is the operator's own directory and has no quota; quotas are for local workspaces");
+                    continue;
+                }
+
+                quota = ReadSize(q, $"fs[{i}].quota", disks, errors);
+            }
+
+            result.Add(new FsMountConfig(backend, mount, acls, m.Root, quota, quota is { } b ? disks.Inodes(b) : null));
         }
 
         return result;
+    }
+
+    /// <summary>A disk size like a memory size ("10g" or bytes), at least <see cref="MinDiskBytes"/> and at most the data directory's file system; rounded down to 4 KiB.</summary>
+    private static long? ReadSize(JsonElement element, string field, DiskSettings disks, List<string> errors)
+    {
+        if (!TryReadMemory(element, out var bytes))
+        {
+            errors.Add($"invalid {field} '{Truncate(element.ToString())}': use a size like \"10g\" or \"512m\"");
+            return null;
+        }
+
+        if (bytes < MinDiskBytes || bytes > disks.MaxBytes)
+        {
+            errors.Add($"{field} must be between {MemorySize.Format(MinDiskBytes)} and {MemorySize.Format(disks.MaxBytes / 4096 * 4096)} (the size of the file system holding the data directory)");
+            return null;
+        }
+
+        return bytes / 4096 * 4096;
     }
 
     private static bool TryReadMemory(JsonElement element, out long bytes)

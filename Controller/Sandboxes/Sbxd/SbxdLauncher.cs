@@ -50,7 +50,14 @@ internal sealed partial class SbxdLauncher(ControllerOptions options, ILogger<Sb
             ImageRootfs = imageRootfs,
             AgentBundle = options.AgentBundle,
             CreatedAtUnixMs = createdAt.ToUnixTimeMilliseconds(),
+            ShmBytes = (ulong)config.ShmBytes,
         };
+        if (config.DiskBytes > 0)
+        {
+            spec.DiskBytes = (ulong)config.DiskBytes;
+            spec.DiskInodes = (ulong)config.DiskInodes;
+        }
+
         foreach (var (key, value) in config.Env)
         {
             spec.Env[key] = value;
@@ -104,6 +111,14 @@ internal sealed partial class SbxdLauncher(ControllerOptions options, ILogger<Sb
                 SourceIno = root.Inode,
                 Shared = fs.Root is not null,
             };
+            if (fs.Root is null && fs.Quota is > 0)
+            {
+                // The workspace's file system: an image beside its directory, mounted on it by Sbxd.
+                mount.QuotaBytes = (ulong)fs.Quota.Value;
+                mount.QuotaInodes = (ulong)(fs.QuotaInodes ?? 0);
+                mount.Image = root.Path + ".img";
+            }
+
             foreach (var acl in fs.Acls ?? [new FsAclConfig(fs.Mount + "/**", "rw")])
             {
                 mount.Acls.Add(new FsAclRule { Path = acl.Path, Access = acl.Access });

@@ -15,6 +15,9 @@ public sealed record WorkspaceConfig(string Mount)
 
     /// <summary>A directory under the operator's --fs-roots, to share one workspace between sandboxes.</summary>
     public string? Root { get; init; }
+
+    /// <summary>A local workspace's size, e.g. "2g" (inodes in proportion); default: the server's (10g), or the size an existing workspace has.</summary>
+    public string? Quota { get; init; }
 }
 
 /// <summary>Everything optional: the server's defaults apply (512m, 1 cpu, 128 pids, network none, 1 h).</summary>
@@ -23,6 +26,9 @@ public sealed record SandboxConfig
     public string? Image { get; init; }
 
     public string? Memory { get; init; }
+
+    /// <summary>Size of the sandbox's own files (its writable layer, /tmp included), e.g. "10g"; writes past it fail with ENOSPC.</summary>
+    public string? Disk { get; init; }
 
     public double? Cpus { get; init; }
 

@@ -11,6 +11,8 @@ export interface WorkspaceConfig {
   acls?: AclRule[];
   /** A directory under the operator's --fs-roots, to share one workspace between sandboxes. */
   root?: string;
+  /** A local workspace's size, e.g. "2g" (inodes in proportion); default: the server's (10g), or the size an existing workspace has. */
+  quota?: string;
 }
 
 /**
@@ -30,6 +32,8 @@ export interface EgressRule {
 export interface SandboxConfig {
   image?: string;
   memory?: string;
+  /** Size of the sandbox's own files (its writable layer, /tmp included), e.g. "10g"; writes past it fail with ENOSPC. */
+  disk?: string;
   cpus?: number;
   pids?: number;
   network?: "none" | "isolated" | "shared";
