@@ -46,12 +46,7 @@ public sealed class DeviceTests
                     try:
                         print(open('{planted}', 'rb').read({marker.Length}).decode())
                     except OSError as e:
-                        print('mknod ' + name(e))
-                        sys.exit()
-                    try:
-                        print('read ' + open(p, 'rb').read({marker.Length}).decode())
-                    except OSError as e:
-                        print('open ' + name(e))
+                        print(name(e))
                     """);
                 Assert.That(outcome, Is.EqualTo("EPERM\nEPERM"), "mknod (no CAP_MKNOD), then opening the planted node (devices cgroup)");
             }
