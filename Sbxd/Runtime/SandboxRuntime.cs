@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Hive.Interop;
 
@@ -44,6 +45,7 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
         await RetireEarlierLayoutAsync(cancellationToken);
         await UserNamespace.EnsureAsync(cancellationToken);
         Workspaces.Ids = UserNamespace.Range;
+        DetachRootfsOfAnEarlierDisk();
         await Disk.EnsureAsync(cancellationToken);
         EnsureRootfs();
         EnsureBinds();
@@ -56,6 +58,27 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
 
     /// <summary>True while the container's init process is alive.</summary>
     public bool ContainerAlive() => ProcFs.IsAlive(ContainerPid);
+
+    /// <summary>
+    /// A rootfs still mounted while the disk under its upper layer is not (a host that lost its
+    /// state-dir mounts but kept the runtime dir's, as after a partial clean-up) stands on a disk
+    /// mount that is gone: adopting it would write to a detached file system while the image is
+    /// mounted again beside it. It is detached, and mounted anew on the disk.
+    /// </summary>
+    private void DetachRootfsOfAnEarlierDisk()
+    {
+        if (!Disk.Enabled || Libc.IsMountPoint(layout.DiskMount) || !Libc.IsMountPoint(layout.Rootfs))
+        {
+            return;
+        }
+
+        if (Libc.umount2(layout.Rootfs, 0) != 0 && Libc.umount2(layout.Rootfs, Libc.MNT_DETACH) != 0)
+        {
+            throw new InvalidOperationException($"the rootfs at {layout.Rootfs} stands on a disk that is no longer mounted and cannot be unmounted (errno {Marshal.GetLastPInvokeError()})");
+        }
+
+        LogRootfsDetached(logger, layout.Rootfs);
+    }
 
     private void EnsureRootfs()
     {
@@ -453,4 +476,7 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Sandbox {Name}: Sbxd lacks CAP_SYS_RESOURCE, so the agent keeps OOM score 0 (its commands run at 1000)")]
     private static partial void LogOomProtectionUnavailable(ILogger logger, string name);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "Rootfs {Path} stood on a disk that is no longer mounted: detached, mounted again")]
+    private static partial void LogRootfsDetached(ILogger logger, string path);
 }
