@@ -91,17 +91,26 @@ internal static class HeaderPolicy
     public static void StripRequest(IHeaderDictionary incoming, HttpRequestMessage request)
     {
         var nominated = Nominated(incoming.Connection);
-        foreach (var name in request.Headers.NonValidated.Select(h => h.Key).Concat(request.Content?.Headers.NonValidated.Select(h => h.Key) ?? []).ToList())
+        Strip(request.Headers, nominated);
+        if (request.Content is { } content)
         {
-            if (Stops(name, Stopped.In) || nominated.Contains(name))
+            Strip(content.Headers, nominated);
+        }
+
+        // Each collection takes only its own kind of field (Remove throws for the other), so each is stripped of what it holds.
+        static void Strip(System.Net.Http.Headers.HttpHeaders headers, FrozenSet<string> nominated)
+        {
+            foreach (var name in headers.NonValidated.Select(h => h.Key).ToList())
             {
-                request.Headers.Remove(name);
-                request.Content?.Headers.Remove(name);
+                if (Stops(name, Stopped.In) || nominated.Contains(name))
+                {
+                    headers.Remove(name);
+                }
             }
         }
     }
 
-    /// <summary>Removes from <paramref name="outgoing"/> every field of the sandbox's answer that must not reach the caller, and marks the answer as sandbox content.</summary>
+    /// <summary>Removes from <paramref name="outgoing"/> every field of the sandbox's answer that must not reach the caller.</summary>
     public static void StripResponse(HttpResponseMessage from, IHeaderDictionary outgoing)
     {
         var nominated = Nominated(from.Headers.TryGetValues("Connection", out var connection) ? new StringValues([.. connection]) : StringValues.Empty);

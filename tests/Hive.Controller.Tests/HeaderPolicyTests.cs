@@ -29,6 +29,25 @@ public sealed class HeaderPolicyTests
     }
 
     [Test]
+    public async Task A_request_with_a_body_keeps_its_content_fields_and_loses_the_rest()
+    {
+        var http = new DefaultHttpContext();
+        http.Request.Method = "POST";
+        http.Request.Headers.Host = "controller.example";
+        http.Request.Headers.Authorization = "Bearer k";
+        http.Request.Headers.ContentType = "application/json";
+        http.Request.Headers.ContentLength = 2;
+        using var request = new HttpRequestMessage(HttpMethod.Post, (Uri?)null) { Content = new ByteArrayContent([]) };
+
+        await new SandboxTransformer("/", host: "localhost:9000", forwardedPrefix: null).TransformRequestAsync(http, request, "http://sandbox", CancellationToken.None);
+
+        Assert.That(request.Headers.Select(h => h.Key), Is.EquivalentTo(new[] { "Host" }));
+        Assert.That(request.Headers.Host, Is.EqualTo("localhost:9000"));
+        Assert.That(request.Content!.Headers.ContentType!.MediaType, Is.EqualTo("application/json"));
+        Assert.That(request.Content.Headers.ContentLength, Is.EqualTo(2));
+    }
+
+    [Test]
     public async Task The_forwarders_own_host_and_forwarding_fields_replace_the_callers()
     {
         var http = new DefaultHttpContext();
