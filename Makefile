@@ -12,7 +12,7 @@ export DOTNET_NOLOGO := 1
 .PHONY: up test deps build images bench clean help
 
 help:
-	@echo "make up     build everything and run the Controller on :7070 (HIVEBOX_API_KEY, HIVEBOX_PORT, HIVE_DATA_DIR honoured)"
+	@echo "make up     build everything and run the Controller on :7070 (every HIVEBOX_* option honoured: hive daemon --help)"
 	@echo "make test   build everything and run all tests; ends with 'N passed, N failed'"
 	@echo "make bench  run the benchmarks in bench/ (see docs/BENCHMARKS.md)"
 

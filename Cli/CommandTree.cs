@@ -1,10 +1,12 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using Hive.Client;
 
 namespace Hive.Cli;
 
-/// <summary>The `hive` command tree (System.CommandLine): each verb is one REST call or two.</summary>
+/// <summary>The `hive` command tree (System.CommandLine): each verb is one call or two of the C# SDK (<see cref="HiveClient"/>).</summary>
 internal static class CommandTree
 {
     private static readonly Option<string> ApiUrl = new("--api-url")
@@ -41,7 +43,13 @@ internal static class CommandTree
         return root;
     }
 
-    private static ApiClient Client(ParseResult parse) => new(parse.GetValue(ApiUrl)!, parse.GetValue(ApiKey));
+    /// <summary>The Controller URL the command line names (for messages about reaching it).</summary>
+    public static string ApiUrlOf(ParseResult parse) => parse.GetValue(ApiUrl) ?? "http://127.0.0.1:7070";
+
+    private static HiveClient Client(ParseResult parse) => Api.Connect(parse.GetValue(ApiUrl)!, parse.GetValue(ApiKey));
+
+    /// <summary>The API's JSON as the CLI prints it (<c>--json</c>, <c>status</c>).</summary>
+    private static JsonNode Node(JsonElement element) => JsonNode.Parse(element.GetRawText())!;
 
     private static Command Create()
     {
@@ -60,47 +68,34 @@ internal static class CommandTree
         command.SetAction(async (parse, ct) =>
         {
             using var api = Client(parse);
-            var body = new JsonObject();
-            Put(body, "name", parse.GetValue(name));
-            Put(body, "image", parse.GetValue(image));
-            Put(body, "memory", parse.GetValue(memory));
-            Put(body, "disk", parse.GetValue(disk));
-            if (parse.GetValue(cpus) is { } c)
+            EgressPolicy? rules = null;
+            if (parse.GetValue(egress) is { } egressText)
             {
-                body["cpus"] = c;
-            }
-
-            if (parse.GetValue(pids) is { } p)
-            {
-                body["pids"] = p;
-            }
-
-            if (parse.GetValue(timeout) is { } t)
-            {
-                body["timeout"] = t;
-            }
-
-            if (ParseEnv(parse.GetValue(env)) is { Count: > 0 } vars)
-            {
-                body["env"] = vars;
-            }
-
-            Put(body, "network", parse.GetValue(network));
-            Put(body, "group", parse.GetValue(group));
-            if (parse.GetValue(egress) is { } rules)
-            {
-                var text = rules.StartsWith('@') ? await File.ReadAllTextAsync(rules[1..], ct) : rules;
+                var text = egressText.StartsWith('@') ? await File.ReadAllTextAsync(egressText[1..], ct) : egressText;
                 try
                 {
-                    body["egress"] = JsonNode.Parse(text);
+                    rules = JsonSerializer.Deserialize<EgressPolicy>(text, StrictJson) ?? throw new JsonException("null is not a policy");
                 }
-                catch (System.Text.Json.JsonException ex)
+                catch (JsonException ex)
                 {
                     throw new CliException($"--egress is not valid JSON: {ex.Message}", 2);
                 }
             }
 
-            var created = await api.PostAsync("api/v1/hiveboxes", body, ct);
+            var config = new SandboxConfig
+            {
+                Image = parse.GetValue(image),
+                Memory = parse.GetValue(memory),
+                Disk = parse.GetValue(disk),
+                Cpus = parse.GetValue(cpus),
+                Pids = parse.GetValue(pids),
+                Timeout = parse.GetValue(timeout),
+                Env = ParseEnv(parse.GetValue(env)) is { Count: > 0 } vars ? vars : null,
+                Network = parse.GetValue(network),
+                Group = parse.GetValue(group),
+                Egress = rules,
+            };
+            var created = Node((await api.CreateSandboxAsync(parse.GetValue(name), config, ct)).Info.Raw);
             if (parse.GetValue(Json))
             {
                 Console.WriteLine(created.ToJsonString(CliJson.Options));
@@ -124,7 +119,12 @@ internal static class CommandTree
         command.SetAction(async (parse, ct) =>
         {
             using var api = Client(parse);
-            var list = await api.GetAsync("api/v1/hiveboxes", ct);
+            var sandboxes = await api.ListSandboxesAsync(ct);
+            var list = new JsonObject
+            {
+                ["sandboxes"] = new JsonArray([.. sandboxes.Select(s => Node(s.Info.Raw))]),
+                ["total"] = sandboxes.Count,
+            };
             if (parse.GetValue(Json))
             {
                 Console.WriteLine(list.ToJsonString(CliJson.Options));
@@ -158,8 +158,8 @@ internal static class CommandTree
         command.SetAction(async (parse, ct) =>
         {
             using var api = Client(parse);
-            var detail = await api.GetAsync($"api/v1/hiveboxes/{Uri.EscapeDataString(parse.GetValue(name)!)}", ct);
-            Console.WriteLine(detail.ToJsonString(CliJson.Options));
+            var detail = await api.GetSandboxAsync(parse.GetValue(name)!, ct);
+            Console.WriteLine(Node(detail.Info.Raw).ToJsonString(CliJson.Options));
             return 0;
         });
         return command;
@@ -176,47 +176,39 @@ internal static class CommandTree
         command.SetAction(async (parse, ct) =>
         {
             using var api = Client(parse);
-            var body = new JsonObject { ["command"] = ShellQuote.Join(parse.GetValue(argv)!) };
-            if (parse.GetValue(timeout) is { } t)
+            var options = new ExecOptions
             {
-                body["timeout"] = t;
-            }
-
-            Put(body, "cwd", parse.GetValue(cwd));
-            if (ParseEnv(parse.GetValue(env)) is { Count: > 0 } vars)
-            {
-                body["env"] = vars;
-            }
-
-            var result = await api.PostAsync($"api/v1/hiveboxes/{Uri.EscapeDataString(parse.GetValue(name)!)}/exec", body, ct);
+                Cwd = parse.GetValue(cwd),
+                Env = ParseEnv(parse.GetValue(env)) is { Count: > 0 } vars ? vars : null,
+                Timeout = parse.GetValue(timeout) is { } t ? TimeSpan.FromSeconds(t) : null,
+            };
+            var result = await api.SandboxNamed(parse.GetValue(name)!).ExecAsync(ShellQuote.Join(parse.GetValue(argv)!), options, ct);
             await using (var stdout = Console.OpenStandardOutput())
             {
-                var bytes = System.Text.Encoding.UTF8.GetBytes(result["stdout"]?.GetValue<string>() ?? string.Empty);
-                await stdout.WriteAsync(bytes, ct);
+                await stdout.WriteAsync(System.Text.Encoding.UTF8.GetBytes(result.Stdout), ct);
             }
 
             await using (var stderr = Console.OpenStandardError())
             {
-                var bytes = System.Text.Encoding.UTF8.GetBytes(result["stderr"]?.GetValue<string>() ?? string.Empty);
-                await stderr.WriteAsync(bytes, ct);
+                await stderr.WriteAsync(System.Text.Encoding.UTF8.GetBytes(result.Stderr), ct);
             }
 
-            if (result["timed_out"]?.GetValue<bool>() == true)
+            if (result.TimedOut)
             {
                 Console.Error.WriteLine("hive: command timed out and was killed");
             }
 
-            if (result["oom_killed"]?.GetValue<bool>() == true)
+            if (result.OomKilled)
             {
                 Console.Error.WriteLine("hive: the sandbox ran out of memory; a process was OOM-killed");
             }
 
-            if (result["stdout_truncated"]?.GetValue<bool>() == true || result["stderr_truncated"]?.GetValue<bool>() == true)
+            if (result.StdoutTruncated || result.StderrTruncated)
             {
                 Console.Error.WriteLine("hive: output was truncated (redirect to a file in the sandbox and `hive cp` it out)");
             }
 
-            return result["exit_code"]?.GetValue<int>() ?? 1;
+            return result.ExitCode;
         });
         return command;
     }
@@ -235,18 +227,19 @@ internal static class CommandTree
             {
                 await using var input = from == "-" ? Console.OpenStandardInput() : OpenLocal(from);
                 long? length = from == "-" ? null : new FileInfo(from).Length;
-                var written = await api.UploadAsync($"api/v1/hiveboxes/{Uri.EscapeDataString(target.Name)}/files?path={Uri.EscapeDataString(target.Path)}", input, length, ct);
-                Console.Error.WriteLine($"{written["size"]} bytes -> {target.Name}:{written["path"]}");
+                var written = await api.SandboxNamed(target.Name).UploadFileAsync(target.Path, input, length, ct);
+                Console.Error.WriteLine($"{written.Size} bytes -> {target.Name}:{written.Path}");
                 return 0;
             }
 
             if (Remote(from) is { } origin && Remote(to) is null)
             {
-                var url = $"api/v1/hiveboxes/{Uri.EscapeDataString(origin.Name)}/files?path={Uri.EscapeDataString(origin.Path)}";
+                var sandbox = api.SandboxNamed(origin.Name);
                 if (to == "-")
                 {
                     await using var stdout = Console.OpenStandardOutput();
-                    await api.DownloadAsync(url, stdout, ct);
+                    await using var body = await sandbox.OpenReadAsync(origin.Path, ct);
+                    await body.CopyToAsync(stdout, 64 * 1024, ct);
                     return 0;
                 }
 
@@ -254,9 +247,10 @@ internal static class CommandTree
                 var temp = local + ".hive-partial";
                 try
                 {
+                    await using (var body = await sandbox.OpenReadAsync(origin.Path, ct))
                     await using (var output = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 64 * 1024, useAsync: true))
                     {
-                        await api.DownloadAsync(url, output, ct);
+                        await body.CopyToAsync(output, 64 * 1024, ct);
                     }
 
                     File.Move(temp, local, overwrite: true);
@@ -286,12 +280,12 @@ internal static class CommandTree
             {
                 try
                 {
-                    await api.DeleteAsync($"api/v1/hiveboxes/{Uri.EscapeDataString(name)}", ct);
+                    await api.SandboxNamed(name).DestroyAsync(ct);
                     Console.WriteLine(name);
                 }
-                catch (CliException ex)
+                catch (HiveApiException ex)
                 {
-                    Console.Error.WriteLine($"hive: {name}: {ex.Message}");
+                    Console.Error.WriteLine($"hive: {name}: {Api.Describe(ex, ApiUrlOf(parse))}");
                     failed++;
                 }
             }
@@ -325,9 +319,12 @@ internal static class CommandTree
         }
     }
 
-    private static JsonObject ParseEnv(string[]? pairs)
+    /// <summary>Egress rules as the user wrote them: a field the SDK does not know is an error, never silently dropped.</summary>
+    private static readonly JsonSerializerOptions StrictJson = new(CliJson.Options) { UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow };
+
+    private static Dictionary<string, string> ParseEnv(string[]? pairs)
     {
-        var env = new JsonObject();
+        var env = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var pair in pairs ?? [])
         {
             var eq = pair.IndexOf('=', StringComparison.Ordinal);
@@ -340,14 +337,6 @@ internal static class CommandTree
         }
 
         return env;
-    }
-
-    private static void Put(JsonObject body, string key, string? value)
-    {
-        if (value is not null)
-        {
-            body[key] = value;
-        }
     }
 
     private static string Duration(JsonNode? seconds)

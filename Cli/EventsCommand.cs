@@ -1,14 +1,14 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text;
 using System.Text.Json.Nodes;
+using Hive.Client;
 
 namespace Hive.Cli;
 
 /// <summary><c>hive events NAME [-f]</c>: a sandbox's audit trail, one readable line per event (or its JSON).</summary>
 internal static class EventsCommand
 {
-    public static Command Build(Func<ParseResult, ApiClient> client, Option<bool> json)
+    public static Command Build(Func<ParseResult, HiveClient> client, Option<bool> json)
     {
         var name = new Argument<string>("name") { Description = "Sandbox name (a destroyed sandbox's events stay readable until retention removes them)" };
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing events as they happen (reconnects without losing or repeating any)" };
@@ -19,65 +19,19 @@ internal static class EventsCommand
         command.SetAction(async (parse, ct) =>
         {
             using var api = client(parse);
-            var query = new StringBuilder("?follow=").Append(parse.GetValue(follow) ? "true" : "false&format=jsonl");
-            if (parse.GetValue(kinds) is { Length: > 0 } k)
+            var options = new EventsOptions
             {
-                query.Append("&kind=").Append(Uri.EscapeDataString(string.Join(',', k)));
-            }
+                Follow = parse.GetValue(follow),
+                Kinds = parse.GetValue(kinds) is { Length: > 0 } k ? [string.Join(',', k)] : null,
+                Decision = parse.GetValue(decision) is { Length: > 0 } d ? d : null,
+                Since = parse.GetValue(since) is { } s ? checked((long)s) : null,
+            };
 
-            if (parse.GetValue(decision) is { Length: > 0 } d)
-            {
-                query.Append("&decision=").Append(Uri.EscapeDataString(d));
-            }
-
-            var path = $"api/v1/hiveboxes/{Uri.EscapeDataString(parse.GetValue(name)!)}/events{query}";
+            // Following, the SDK resumes a dropped stream with Last-Event-ID: nothing lost, nothing twice.
             var raw = parse.GetValue(json);
-            string? last = parse.GetValue(since)?.ToString(CultureInfo.InvariantCulture);
-            if (!parse.GetValue(follow))
+            await foreach (var e in api.SandboxNamed(parse.GetValue(name)!).EventsAsync(options, ct))
             {
-                var (response, body) = await api.OpenStreamAsync(path + (last is null ? string.Empty : "&since=" + last), "application/x-ndjson", null, ct);
-                using (response)
-                using (var reader = new StreamReader(body))
-                {
-                    while (await reader.ReadLineAsync(ct) is { } line)
-                    {
-                        Print(line, raw);
-                    }
-                }
-
-                return 0;
-            }
-
-            // SSE: on a dropped connection, resume with Last-Event-ID — nothing lost, nothing twice.
-            while (!ct.IsCancellationRequested)
-            {
-                try
-                {
-                    var (response, body) = await api.OpenStreamAsync(path, "text/event-stream", last, ct);
-                    using (response)
-                    using (var reader = new StreamReader(body))
-                    {
-                        string? id = null;
-                        while (await reader.ReadLineAsync(ct) is { } line)
-                        {
-                            if (line.StartsWith("id: ", StringComparison.Ordinal))
-                            {
-                                id = line[4..];
-                            }
-                            else if (line.StartsWith("data: ", StringComparison.Ordinal))
-                            {
-                                Print(line[6..], raw);
-                                last = id ?? last;
-                            }
-                        }
-                    }
-                }
-                catch (Exception ex) when (ex is HttpRequestException or IOException && !ct.IsCancellationRequested)
-                {
-                    await Console.Error.WriteLineAsync($"hive: event stream interrupted ({ex.Message}); reconnecting");
-                }
-
-                await Task.Delay(1000, ct);
+                Print(e.Data.GetRawText(), raw);
             }
 
             return 0;

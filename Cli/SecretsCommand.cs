@@ -1,12 +1,14 @@
 using System.CommandLine;
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using Hive.Client;
 
 namespace Hive.Cli;
 
 /// <summary><c>hive secrets</c>: the host-side values egress rules inject as <c>${secret:NAME}</c> (write-only).</summary>
 internal static class SecretsCommand
 {
-    public static Command Build(Func<ParseResult, ApiClient> client, Option<bool> json)
+    public static Command Build(Func<ParseResult, HiveClient> client, Option<bool> json)
     {
         var command = new Command("secrets", "Manage secrets for egress inject rules (${secret:NAME}); values never come back out");
 
@@ -18,18 +20,9 @@ internal static class SecretsCommand
         set.SetAction(async (parse, ct) =>
         {
             using var api = client(parse);
-            var body = new JsonObject
-            {
-                ["hosts"] = new JsonArray([.. parse.GetValue(hosts)!.Select(h => (JsonNode?)JsonValue.Create(h))]),
-                ["allow_http"] = parse.GetValue(allowHttp),
-            };
-            if (!parse.GetValue(keepValue))
-            {
-                body["value"] = (await Console.In.ReadToEndAsync(ct)).TrimEnd('\r', '\n');
-            }
-
-            var stored = await api.PutAsync($"api/v1/secrets/{Uri.EscapeDataString(parse.GetValue(setName)!)}", body, ct);
-            Console.WriteLine($"{stored["name"]}\tstored {stored["updated_at"]}\t{Describe(stored)}");
+            var value = parse.GetValue(keepValue) ? null : (await Console.In.ReadToEndAsync(ct)).TrimEnd('\r', '\n');
+            var stored = await api.SetSecretAsync(parse.GetValue(setName)!, value, parse.GetValue(hosts)!, parse.GetValue(allowHttp), ct);
+            Console.WriteLine($"{stored.Name}\tstored {stored.UpdatedAt}\t{Describe(stored)}");
             return 0;
         });
 
@@ -37,16 +30,17 @@ internal static class SecretsCommand
         list.SetAction(async (parse, ct) =>
         {
             using var api = client(parse);
-            var result = await api.GetAsync("api/v1/secrets", ct);
+            var secrets = await api.ListSecretsAsync(ct);
             if (parse.GetValue(json))
             {
+                var result = new JsonObject { ["secrets"] = JsonSerializer.SerializeToNode(secrets, CliJson.Options), ["total"] = secrets.Count };
                 Console.WriteLine(result.ToJsonString(CliJson.Options));
                 return 0;
             }
 
-            foreach (var secret in result["secrets"]?.AsArray() ?? [])
+            foreach (var secret in secrets)
             {
-                Console.WriteLine($"{secret!["name"]}\t{secret["updated_at"]}\t{Describe(secret)}");
+                Console.WriteLine($"{secret.Name}\t{secret.UpdatedAt}\t{Describe(secret)}");
             }
 
             return 0;
@@ -57,7 +51,7 @@ internal static class SecretsCommand
         remove.SetAction(async (parse, ct) =>
         {
             using var api = client(parse);
-            await api.DeleteAsync($"api/v1/secrets/{Uri.EscapeDataString(parse.GetValue(removeName)!)}", ct);
+            await api.DeleteSecretAsync(parse.GetValue(removeName)!, ct);
             Console.WriteLine($"{parse.GetValue(removeName)}\tdeleted");
             return 0;
         });
@@ -69,8 +63,8 @@ internal static class SecretsCommand
     }
 
     /// <summary>Where a secret may go: "hosts a, b (TLS only)", or why it is never injected.</summary>
-    private static string Describe(JsonNode secret) =>
-        secret["error"] is { } error
+    private static string Describe(SecretInfo secret) =>
+        secret.Error is { } error
             ? "NOT INJECTED: " + error
-            : "hosts " + string.Join(", ", secret["hosts"]?.AsArray().Select(h => h!.ToString()) ?? []) + (secret["allow_http"]?.GetValue<bool>() == true ? " (HTTP and TLS)" : " (TLS only)");
+            : "hosts " + string.Join(", ", secret.Hosts) + (secret.AllowHttp ? " (HTTP and TLS)" : " (TLS only)");
 }

@@ -7,10 +7,10 @@ using Hive.Controller.Sandboxes;
 using Hive.Controller.Sandboxes.Sbxd;
 using Hive.Controller.Sandboxes.Store;
 
-var (options, errors, help) = ControllerOptionsParser.Parse(args, Environment.GetEnvironmentVariable, AppContext.BaseDirectory);
+var (options, errors, help) = ControllerConfiguration.Load(args, Environment.GetEnvironmentVariables(), AppContext.BaseDirectory);
 if (help)
 {
-    Console.Out.WriteLine(ControllerOptionsParser.Usage);
+    Console.Out.WriteLine(ControllerConfiguration.Usage);
     return 0;
 }
 
@@ -37,6 +37,7 @@ builder.Logging.AddSimpleConsole(o =>
 });
 builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Warning);
+builder.Logging.AddFilter("Yarp", LogLevel.Warning); // a line per forwarded request otherwise; failures are in the audit record
 builder.WebHost.ConfigureKestrel(kestrel =>
 {
     kestrel.AddServerHeader = false;
@@ -56,6 +57,7 @@ builder.Services.AddSingleton<Hive.Controller.Events.ControllerSpools>();
 builder.Services.AddSingleton<Hive.Controller.Events.EventFeeds>();
 builder.Services.AddSingleton<Hive.Controller.Mcp.AgentHttp>();
 builder.Services.AddSingleton<Hive.Controller.Ingress.SandboxProxy>();
+builder.Services.AddHttpForwarder(); // YARP's IHttpForwarder: ingress and MCP
 builder.Services.AddSingleton<Hive.Controller.Analytics.AnalyticsStore>(sp => new(options.DatabasePath));
 builder.Services.AddHostedService<Hive.Controller.Analytics.AnalyticsSampler>();
 builder.Services.AddHostedService<Hive.Controller.Events.EventRetention>();

@@ -49,7 +49,7 @@ internal static class FileEndpoints
             await using var chunks = first.enumerator;
             http.Response.StatusCode = StatusCodes.Status200OK;
             http.Response.ContentType = "application/octet-stream";
-            Ingress.IngressHeaders.MarkSandboxContent(http.Response); // the sandbox wrote it: never active content of this origin
+            Forwarding.HeaderPolicy.MarkSandboxContent(http.Response); // the sandbox wrote it: never active content of this origin
             if (first.hasFirst)
             {
                 var fileName = Path.GetFileName(path);

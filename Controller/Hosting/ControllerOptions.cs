@@ -1,6 +1,6 @@
 namespace Hive.Controller.Hosting;
 
-/// <summary>Controller settings; every one has a flag and an environment variable (see <see cref="ControllerOptionsParser"/>).</summary>
+/// <summary>Controller settings, checked and converted from configuration (<see cref="ControllerConfiguration"/>: a flag and an environment variable each).</summary>
 internal sealed record ControllerOptions
 {
     /// <summary>Bearer key every endpoint but /healthz needs. Null = none, and then the Controller only listens on loopback.</summary>

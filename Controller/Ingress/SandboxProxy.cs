@@ -4,8 +4,10 @@ using Hive.Controller.Mcp;
 namespace Hive.Controller.Ingress;
 
 /// <summary>
-/// HTTP/1.1 (and WebSocket) clients whose connections are agent tunnels: the URI's host names the
-/// sandbox (<c>http://NAME.sandbox:PORT/</c>), so one pool serves every sandbox and keeps tunnels alive between requests.
+/// The HTTP/1.1 client ingress is forwarded through (by YARP, WebSocket upgrades included): every
+/// connection is an agent tunnel (<see cref="TunnelStream"/>, the sandbox's agent socket), and the
+/// URI's host names the sandbox (<c>http://NAME.sandbox:PORT/</c>), so one pool serves every
+/// sandbox and keeps tunnels alive between requests.
 /// </summary>
 internal sealed class SandboxProxy : IDisposable
 {
@@ -29,8 +31,8 @@ internal sealed class SandboxProxy : IDisposable
 
     public HttpMessageInvoker Client { get; }
 
-    public static Uri Target(string sandbox, int port, string pathAndQuery, bool webSocket = false) =>
-        new($"{(webSocket ? "ws" : "http")}://{sandbox}{HostSuffix}:{port}{pathAndQuery}");
+    /// <summary>The forwarder's destination for a port of a sandbox: the host names the tunnel the connection goes through.</summary>
+    public static string Prefix(string sandbox, int port) => $"http://{sandbox}{HostSuffix}:{port}";
 
     public void Dispose() => Client.Dispose();
 }

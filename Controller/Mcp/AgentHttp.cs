@@ -17,6 +17,10 @@ internal sealed class AgentHttp(SbxdLauncher launcher) : IDisposable
         return new HttpMessageInvoker(new SocketsHttpHandler
         {
             EnableMultipleHttp2Connections = true,
+            // A forwarder's client: what the agent answers goes back as is — no redirect followed,
+            // no cookie kept for the next caller.
+            AllowAutoRedirect = false,
+            UseCookies = false,
             PooledConnectionIdleTimeout = TimeSpan.FromMinutes(2),
             ConnectTimeout = TimeSpan.FromSeconds(5),
             ConnectCallback = Hive.Wire.GrpcChannel.UnixSocketConnector(Path.Combine(l.StateDir(n), "agent.sock")),

@@ -1,19 +1,23 @@
 using System.Diagnostics;
+using System.Net;
 using System.Text;
 using System.Text.Json;
 using Hive.Controller.Api;
 using Hive.Controller.Events;
+using Hive.Controller.Forwarding;
 using Hive.Controller.Sandboxes.Store;
 using Hive.Protos.V1;
+using Microsoft.AspNetCore.Http.Features;
+using Yarp.ReverseProxy.Forwarder;
 
 namespace Hive.Controller.Mcp;
 
 /// <summary>
 /// <c>POST/GET/DELETE /api/v1/hiveboxes/:id/mcp</c>: the sandbox's MCP server (Streamable HTTP,
-/// served by hive-agent inside the sandbox with the official SDK), forwarded as is — sessions,
-/// SSE streams and all — behind the Controller's bearer key, which never reaches the sandbox
-/// (one header policy with ingress: <see cref="Ingress.IngressHeaders"/>). Bodies must be JSON, as
-/// everywhere in the API.
+/// served by hive-agent inside the sandbox with the official SDK), forwarded as is by YARP's
+/// <see cref="IHttpForwarder"/> over the agent socket — sessions, SSE streams and all — behind the
+/// Controller's bearer key, which never reaches the sandbox (one header policy with ingress:
+/// <see cref="HeaderPolicy"/>). Bodies must be JSON, as everywhere in the API.
 /// Every <c>tools/call</c> is on record before it is forwarded (<c>mcp.started</c>) and with its
 /// outcome after (<c>mcp.call</c>).
 /// </summary>
@@ -21,9 +25,21 @@ internal static partial class McpEndpoints
 {
     private const int MaxBody = 64 * 1024 * 1024;
     private const int MaxCapture = 4 * 1024 * 1024;
+
+    /// <summary>The agent's own server (HTTP/2 with prior knowledge, nothing else on its socket); the connection is <see cref="AgentHttp"/>'s.</summary>
+    private const string AgentDestination = "http://hive-agent";
+
+    /// <summary>HTTP/2 only; no activity timeout: a tool call or an SSE stream takes as long as it takes, as before.</summary>
+    private static readonly ForwarderRequestConfig Http2 = new()
+    {
+        Version = HttpVersion.Version20,
+        VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        ActivityTimeout = Timeout.InfiniteTimeSpan,
+    };
+
     public static void MapMcpEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapMethods("/api/v1/hiveboxes/{id}/mcp", ["POST", "GET", "DELETE"], async (string id, HttpContext http, SandboxStore store, AgentHttp agents, ControllerSpools spools, ILoggerFactory logs) =>
+        app.MapMethods("/api/v1/hiveboxes/{id}/mcp", ["POST", "GET", "DELETE"], async (string id, HttpContext http, SandboxStore store, AgentHttp agents, IHttpForwarder forwarder, ControllerSpools spools) =>
         {
             var name = RouteNames.Require(id);
             store.GetRunning(name);
@@ -51,54 +67,56 @@ internal static partial class McpEndpoints
             }
 
             var started = Stopwatch.GetTimestamp();
-            using var request = AgentHttp.Request(new HttpMethod(http.Request.Method), "/mcp" + http.Request.QueryString);
             if (body is not null)
             {
-                request.Content = new ByteArrayContent(body);
+                // Read once to find the tool calls; the forwarder sends the same bytes.
+                http.Request.Body = new MemoryStream(body, writable: false);
+                http.Request.Headers.ContentLength = body.Length;
+                http.Request.Headers.Remove("Transfer-Encoding");
             }
 
-            Ingress.IngressHeaders.CopyRequest(http.Request, request);
+            // Not a WebSocket: an upgrade request is forwarded as the plain request it also is.
+            http.Features.Set<IHttpUpgradeFeature>(null);
+            http.Features.Set<IHttpExtendedConnectFeature>(null);
 
-            HttpResponseMessage response;
+            // The answer (JSON or an SSE stream) passes at once; the tool calls' results are read from a copy.
+            var capture = calls.Count > 0 ? new MemoryStream() : null;
+            var responseBody = http.Response.Body;
+            if (capture is { } copy)
+            {
+                http.Response.Body = new ObservedStream(responseBody, null, b =>
+                {
+                    if (copy.Length < MaxCapture)
+                    {
+                        copy.Write(b);
+                    }
+                });
+            }
+
+            ForwarderError error;
             try
             {
-                response = await agents.For(name).SendAsync(request, http.RequestAborted);
+                error = await forwarder.SendAsync(http, AgentDestination, agents.For(name), Http2, new SandboxTransformer("/mcp" + http.Request.QueryString, host: null, forwardedPrefix: null));
             }
-            catch (HttpRequestException ex)
+            finally
             {
-                RecordOutcomes(spools, name, session, calls, null, started, "the sandbox's agent is not reachable: " + ex.Message);
-                throw new ApiException(StatusCodes.Status502BadGateway, $"sandbox '{name}': its MCP server is not reachable ({ex.Message})");
+                http.Response.Body = responseBody;
             }
 
-            using (response)
+            string? failure = null;
+            if (error != ForwarderError.None)
             {
-                Ingress.IngressHeaders.CopyResponse(response, http.Response);
-
-                http.Response.Headers["X-Accel-Buffering"] = "no";
-                var capture = calls.Count > 0 ? new MemoryStream() : null;
-                string? failure = null;
-                try
+                if (!http.Response.HasStarted && !http.RequestAborted.IsCancellationRequested)
                 {
-                    await using var stream = await response.Content.ReadAsStreamAsync(http.RequestAborted);
-                    var buffer = new byte[16 * 1024];
-                    int read;
-                    while ((read = await stream.ReadAsync(buffer, http.RequestAborted)) > 0)
-                    {
-                        await http.Response.Body.WriteAsync(buffer.AsMemory(0, read), http.RequestAborted);
-                        await http.Response.Body.FlushAsync(http.RequestAborted); // SSE: every event as it comes
-                        if (capture is not null && capture.Length < MaxCapture)
-                        {
-                            capture.Write(buffer, 0, read);
-                        }
-                    }
-                }
-                catch (Exception ex) when (ex is OperationCanceledException or IOException or HttpRequestException)
-                {
-                    failure = "the client or the sandbox closed the stream before the result";
+                    var reason = ForwardFailure.Reason(http);
+                    RecordOutcomes(spools, name, session, calls, null, started, "the sandbox's agent is not reachable: " + reason);
+                    throw new ApiException(StatusCodes.Status502BadGateway, $"sandbox '{name}': its MCP server is not reachable ({reason})");
                 }
 
-                RecordOutcomes(spools, name, session.Length > 0 ? session : response.Headers.TryGetValues("Mcp-Session-Id", out var s) ? s.First() : string.Empty, calls, capture, started, failure);
+                failure = "the client or the sandbox closed the stream before the result";
             }
+
+            RecordOutcomes(spools, name, session.Length > 0 ? session : http.Response.Headers["Mcp-Session-Id"].ToString(), calls, capture, started, failure);
         });
     }
 

@@ -71,11 +71,11 @@ public sealed class AccessTests
     [Test]
     public void Allowed_hosts_are_names_not_urls()
     {
-        var (options, errors, _) = ControllerOptionsParser.Parse(["--allowed-hosts", "Hive.Example, *.sandbox.test,[::1],10.0.0.1"], _ => null, "/opt/hive/controller");
+        var (options, errors, _) = ControllerConfiguration.Load(["--allowed-hosts", "Hive.Example, *.sandbox.test,[::1],10.0.0.1"], new Dictionary<string, string>(), "/opt/hive/controller");
         Assert.That(errors, Is.Empty);
         Assert.That(options!.AllowedHosts, Is.EqualTo(new[] { "hive.example", "*.sandbox.test", "[::1]", "10.0.0.1" }));
 
-        (_, errors, _) = ControllerOptionsParser.Parse([], v => v == "HIVEBOX_ALLOWED_HOSTS" ? "http://x.example,x.example:80,*,-bad.example" : null, "/opt/hive/controller");
+        (_, errors, _) = ControllerConfiguration.Load([], new Dictionary<string, string> { ["HIVEBOX_ALLOWED_HOSTS"] = "http://x.example,x.example:80,*,-bad.example" }, "/opt/hive/controller");
         Assert.That(errors, Has.Count.EqualTo(4));
     }
 }

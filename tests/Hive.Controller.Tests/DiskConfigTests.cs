@@ -70,11 +70,11 @@ public sealed class DiskConfigTests
     [Test]
     public void Operator_disk_options_parse_and_are_checked()
     {
-        var (options, errors, _) = ControllerOptionsParser.Parse(["--default-disk", "2g", "--default-workspace-quota=512m"], k => k == "HIVE_DISK_INODES_PER_GIB" ? "16384" : null, "/opt/hive/controller");
+        var (options, errors, _) = ControllerConfiguration.Load(["--default-disk", "2g", "--default-workspace-quota=512m"], new Dictionary<string, string> { ["HIVE_DISK_INODES_PER_GIB"] = "16384" }, "/opt/hive/controller");
         Assert.That(errors, Is.Empty);
         Assert.That((options!.DefaultDiskBytes, options.DefaultWorkspaceQuotaBytes, options.DiskInodesPerGiB), Is.EqualTo((2L << 30, 512L << 20, 16384L)));
 
-        (_, errors, _) = ControllerOptionsParser.Parse(["--default-disk", "1m", "--default-workspace-quota", "x", "--disk-inodes-per-gib", "12"], _ => null, "/opt/hive/controller");
+        (_, errors, _) = ControllerConfiguration.Load(["--default-disk", "1m", "--default-workspace-quota", "x", "--disk-inodes-per-gib", "12"], new Dictionary<string, string>(), "/opt/hive/controller");
         Assert.That(errors, Has.Count.EqualTo(3));
     }
 }

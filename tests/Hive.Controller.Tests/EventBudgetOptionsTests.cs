@@ -6,7 +6,7 @@ namespace Hive.Controller.Tests;
 public sealed class EventBudgetOptionsTests
 {
     private static (ControllerOptions? Options, IReadOnlyList<string> Errors, bool Help) Parse(string[] args, Dictionary<string, string>? env = null) =>
-        ControllerOptionsParser.Parse(args, k => env is not null && env.TryGetValue(k, out var v) ? v : null, "/opt/hive/controller");
+        ControllerConfiguration.Load(args, env ?? new Dictionary<string, string>(), "/opt/hive/controller");
 
     [Test]
     public void Defaults_budget_rate_burst_and_aggregation()
@@ -41,9 +41,11 @@ public sealed class EventBudgetOptionsTests
     [Test]
     public void The_help_names_every_option_and_its_variable()
     {
-        foreach (var text in new[] { "--events-budget", "HIVE_EVENTS_BUDGET", "--events-rate", "HIVE_EVENTS_RATE", "--events-burst", "HIVE_EVENTS_BURST", "--events-aggregate", "HIVE_EVENTS_AGGREGATE" })
+        foreach (var (flag, variable) in ControllerConfiguration.Names)
         {
-            Assert.That(ControllerOptionsParser.Usage, Does.Contain(text));
+            Assert.That(ControllerConfiguration.Usage, Does.Contain(flag + " ").And.Contain(" " + variable + " "), flag);
         }
+
+        Assert.That(ControllerConfiguration.Usage, Does.Contain("HIVEBOX_<NAME>").And.Contain("HIVE_<NAME>"));
     }
 }

@@ -5,7 +5,7 @@ namespace Hive.Controller.Tests;
 public sealed class OptionsTests
 {
     private static (ControllerOptions? Options, IReadOnlyList<string> Errors, bool Help) Parse(string[] args, Dictionary<string, string>? env = null) =>
-        ControllerOptionsParser.Parse(args, k => env is not null && env.TryGetValue(k, out var v) ? v : null, "/opt/hive/controller");
+        ControllerConfiguration.Load(args, env ?? new Dictionary<string, string>(), "/opt/hive/controller");
 
     [Test]
     public void Defaults()
@@ -85,4 +85,56 @@ public sealed class OptionsTests
 
     [Test]
     public void Help() => Assert.That(Parse(["--help"]).Help, Is.True);
+
+    [Test]
+    public void The_documented_prefix_wins_over_the_older_names_and_a_flag_over_both()
+    {
+        var env = new Dictionary<string, string> { ["HIVE_DATA_DIR"] = "/old", ["HIVEBOX_DATA_DIR"] = "/new", ["HIVE_SBXD_PATH"] = "/opt/sbxd", ["HIVEBOX_SBXFUSE_PATH"] = "/opt/fuse", ["HIVE_EVENTS_RATE"] = "7" };
+        var (options, errors, _) = Parse([], env);
+        Assert.That(errors, Is.Empty);
+        Assert.That((options!.DataDir, options.SbxdPath, options.SbxFusePath, options.EventsRate), Is.EqualTo(("/new", "/opt/sbxd", "/opt/fuse", 7d)), "HIVEBOX_* over HIVE_*; the older names still work");
+
+        (options, errors, _) = Parse(["--data-dir", "/flag"], env);
+        Assert.That(errors, Is.Empty);
+        Assert.That(options!.DataDir, Is.EqualTo("/flag"));
+    }
+
+    [Test]
+    public void A_bad_value_names_its_flag_whichever_source_gave_it()
+    {
+        var (options, errors, _) = Parse([], new() { ["HIVEBOX_PORT"] = "http", ["HIVE_USAGE_INTERVAL"] = "0" });
+        Assert.That(options, Is.Null);
+        Assert.That(errors, Is.EqualTo(new[] { "--port: 'http' is not a port number (0-65535)", "--usage-interval: '0' is not a number in [0.2, 3600]" }));
+    }
+
+    [Test]
+    public void An_empty_variable_is_unset_but_an_empty_flag_is_refused()
+    {
+        var (options, errors, _) = Parse([], new() { ["HIVEBOX_API_KEY"] = string.Empty, ["HIVE_DATA_DIR"] = string.Empty });
+        Assert.That(errors, Is.Empty);
+        Assert.That((options!.ApiKey, options.DataDir), Is.EqualTo(((string?)null, "/var/lib/hive")));
+
+        (options, errors, _) = Parse(["--api-key="]);
+        Assert.That(options, Is.Null);
+        Assert.That(errors.Single(), Does.StartWith("--api-key:"), "an empty key on the command line is a mistake, not \"no key\"");
+    }
+
+    [Test]
+    public void Variables_of_other_programs_and_unprefixed_names_are_not_options()
+    {
+        var (options, errors, _) = Parse([], new() { ["PORT"] = "1", ["DATA_DIR"] = "/elsewhere", ["HIVE_OUT"] = "/tmp/out", ["HIVEBOX_API_URL"] = "http://x", ["HIVEBOX_OPENCODE_MODEL"] = "m", ["HIVEBOX_DataDir"] = "/x" });
+        Assert.That(errors, Is.Empty);
+        Assert.That((options!.Port, options.DataDir), Is.EqualTo((7070, "/var/lib/hive")));
+    }
+
+    [TestCase("--Port", "1", "unknown option '--Port'")]
+    [TestCase("--port", null, "option '--port' needs a value")]
+    [TestCase("/port", "1", "unexpected argument '/port'")]
+    [TestCase("-p", "1", "unexpected argument '-p'")]
+    public void Malformed_command_lines_are_refused_not_skipped(string first, string? second, string message)
+    {
+        var (options, errors, _) = Parse(second is null ? [first] : [first, second]);
+        Assert.That(options, Is.Null);
+        Assert.That(errors[0], Is.EqualTo(message));
+    }
 }

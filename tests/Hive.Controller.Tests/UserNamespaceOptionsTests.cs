@@ -6,7 +6,7 @@ namespace Hive.Controller.Tests;
 public sealed class UserNamespaceOptionsTests
 {
     private static (ControllerOptions? Options, IReadOnlyList<string> Errors, bool Help) Parse(string[] args, Dictionary<string, string>? env = null) =>
-        ControllerOptionsParser.Parse(args, k => env is not null && env.TryGetValue(k, out var v) ? v : null, "/opt/hive/controller");
+        ControllerConfiguration.Load(args, env ?? new Dictionary<string, string>(), "/opt/hive/controller");
 
     [Test]
     public void User_namespaces_are_on_by_default_from_2_to_the_30th()

@@ -172,6 +172,43 @@ public sealed class SdkTests : SharedControllerFixture
     }
 
     [Test]
+    public async Task Csharp_a_sandbox_by_name_uploads_with_length_and_says_when_output_was_cut()
+    {
+        using var hive = Client();
+        var name = Names.Unique("cs-named");
+        Assert.ThrowsAsync<HiveNotFoundException>(() => hive.SandboxNamed(name).ExecAsync("true"), "a name alone makes no request and finds nothing");
+        await hive.CreateSandboxAsync(name, new SandboxConfig { Memory = "256m" });
+        var byName = hive.SandboxNamed(name);
+        try
+        {
+            Assert.That(byName.Url, Is.EqualTo(new Uri(Controller.BaseAddress, $"/api/v1/hiveboxes/{name}/proxy/8080/")));
+            var payload = RandomNumberGenerator.GetBytes(100_003);
+            var written = await byName.UploadFileAsync("/tmp/up.bin", new MemoryStream(payload), payload.Length);
+            Assert.That(written, Is.EqualTo(new WrittenFile("/tmp/up.bin", payload.Length)));
+            Assert.That(await byName.ReadFileAsync("/tmp/up.bin"), Is.EqualTo(payload));
+
+            var cut = await byName.ExecAsync("head -c 1100000 /dev/zero | tr '\\0' a; echo err >&2");
+            Assert.That((cut.ExitCode, cut.StdoutTruncated, cut.StderrTruncated, cut.Stderr), Is.EqualTo((0, true, false, "err\n")));
+            var whole = await byName.ExecAsync("echo hi");
+            Assert.That((whole.Stdout, whole.StdoutTruncated), Is.EqualTo(("hi\n", false)));
+            Assert.That((await byName.RefreshAsync()).Status, Is.EqualTo("running"));
+        }
+        finally
+        {
+            await byName.DestroyAsync();
+        }
+
+        // A destroyed sandbox's history stays readable by its name.
+        var kinds = new List<string>();
+        await foreach (var e in hive.SandboxNamed(name).EventsAsync(new EventsOptions { Kinds = ["exec"], Follow = false }))
+        {
+            kinds.Add(e.Kind);
+        }
+
+        Assert.That(kinds, Does.Contain("exec.finished"));
+    }
+
+    [Test]
     public async Task Typescript_sdk_suite_passes_against_a_real_controller()
     {
         var dir = Path.Combine(Paths.Repo, "sdk", "typescript");

@@ -12,7 +12,7 @@ namespace Hive.Controller.Api.Access;
 /// <c>Sec-Fetch-Site</c>):
 /// <list type="bullet">
 /// <item><c>Origin</c> present and not this server's own origin — <c>null</c> included: that is
-/// what a sandboxed document (every ingress page, see <c>IngressHeaders</c>), a <c>data:</c> URL or
+/// what a sandboxed document (every ingress page, see <c>HeaderPolicy</c>), a <c>data:</c> URL or
 /// a redirect chain sends, and it must not pass for "no origin".</item>
 /// <item><c>Sec-Fetch-Site</c> other than <c>same-origin</c> or <c>none</c> (typed URL, bookmark):
 /// <c>cross-site</c> and <c>same-site</c> (another port on the same host is another origin).</item>

@@ -61,6 +61,18 @@ public sealed class HiveClient : IDisposable
     public async Task<Sandbox> GetSandboxAsync(string name, CancellationToken cancellationToken = default) =>
         new(this, await SendJsonAsync(HttpMethod.Get, $"api/v1/hiveboxes/{Uri.EscapeDataString(name)}", null, cancellationToken).ConfigureAwait(false));
 
+    /// <summary>
+    /// The sandbox called <paramref name="name"/> without asking the Controller (no request is
+    /// made): calls on it answer <see cref="HiveNotFoundException"/> if there is none, and its
+    /// <see cref="Sandbox.Info"/> holds only the name and URLs until <see cref="Sandbox.RefreshAsync"/>.
+    /// Also reaches a destroyed sandbox's events, which stay readable until retention removes them.
+    /// </summary>
+    public Sandbox SandboxNamed(string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        return new Sandbox(this, name);
+    }
+
     public async Task<IReadOnlyList<Sandbox>> ListSandboxesAsync(CancellationToken cancellationToken = default)
     {
         var list = await SendJsonAsync(HttpMethod.Get, "api/v1/hiveboxes", null, cancellationToken).ConfigureAwait(false);

@@ -112,7 +112,17 @@ public sealed record ExecOptions
 }
 
 /// <summary>What a finished command did. A non-zero exit code is a result, not an error.</summary>
-public sealed record ExecResult(int ExitCode, string Stdout, string Stderr, long DurationMs, bool TimedOut, bool OomKilled, int? Signal);
+public sealed record ExecResult(int ExitCode, string Stdout, string Stderr, long DurationMs, bool TimedOut, bool OomKilled, int? Signal)
+{
+    /// <summary>The command wrote more to stdout than the API returns; <see cref="Stdout"/> is its beginning.</summary>
+    public bool StdoutTruncated { get; init; }
+
+    /// <summary>The command wrote more to stderr than the API returns; <see cref="Stderr"/> is its beginning.</summary>
+    public bool StderrTruncated { get; init; }
+}
+
+/// <summary>A file as written: its absolute path inside the sandbox and its size.</summary>
+public sealed record WrittenFile(string Path, long Size);
 
 /// <summary>How a streamed command ended.</summary>
 public sealed record ExecExit(int ExitCode, long DurationMs, bool TimedOut, int? Signal, long StdoutBytes, long StderrBytes);

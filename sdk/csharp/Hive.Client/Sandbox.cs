@@ -17,6 +17,13 @@ public sealed class Sandbox
         Info = Describe(info);
     }
 
+    internal Sandbox(HiveClient client, string name)
+    {
+        _client = client;
+        var path = "/api/v1/hiveboxes/" + Uri.EscapeDataString(name);
+        Info = new SandboxInfo(name, string.Empty, string.Empty, string.Empty, string.Empty, path + "/proxy/8080/", path + "/mcp", null);
+    }
+
     public string Name => Info.Id;
 
     /// <summary>The last known description (<see cref="RefreshAsync"/> fetches a new one).</summary>
@@ -44,7 +51,11 @@ public sealed class Sandbox
             r.GetProperty("duration_ms").GetInt64(),
             r.GetProperty("timed_out").GetBoolean(),
             r.GetProperty("oom_killed").GetBoolean(),
-            r.TryGetProperty("signal", out var s) && s.ValueKind == JsonValueKind.Number ? s.GetInt32() : null);
+            r.TryGetProperty("signal", out var s) && s.ValueKind == JsonValueKind.Number ? s.GetInt32() : null)
+        {
+            StdoutTruncated = r.TryGetProperty("stdout_truncated", out var so) && so.ValueKind == JsonValueKind.True,
+            StderrTruncated = r.TryGetProperty("stderr_truncated", out var se) && se.ValueKind == JsonValueKind.True,
+        };
     }
 
     /// <summary>Starts a command whose output streams as it is produced and whose stdin stays open. Cancelling (or disposing the stream) kills it.</summary>
@@ -72,15 +83,27 @@ public sealed class Sandbox
     }
 
     /// <summary>Writes a file (parents created; it appears whole).</summary>
-    public Task<long> WriteFileAsync(string path, byte[] content, CancellationToken cancellationToken = default) =>
-        PutFileAsync(path, new ByteArrayContent(content), cancellationToken);
+    public async Task<long> WriteFileAsync(string path, byte[] content, CancellationToken cancellationToken = default) =>
+        (await PutFileAsync(path, new ByteArrayContent(content), cancellationToken).ConfigureAwait(false)).Size;
 
-    public Task<long> WriteFileAsync(string path, string text, CancellationToken cancellationToken = default) =>
-        PutFileAsync(path, new ByteArrayContent(Encoding.UTF8.GetBytes(text)), cancellationToken);
+    public async Task<long> WriteFileAsync(string path, string text, CancellationToken cancellationToken = default) =>
+        (await PutFileAsync(path, new ByteArrayContent(Encoding.UTF8.GetBytes(text)), cancellationToken).ConfigureAwait(false)).Size;
 
     /// <summary>Streams <paramref name="content"/> into a file (any size).</summary>
-    public Task<long> WriteFileAsync(string path, Stream content, CancellationToken cancellationToken = default) =>
-        PutFileAsync(path, new StreamContent(content, 64 * 1024), cancellationToken);
+    public async Task<long> WriteFileAsync(string path, Stream content, CancellationToken cancellationToken = default) =>
+        (await PutFileAsync(path, new StreamContent(content, 64 * 1024), cancellationToken).ConfigureAwait(false)).Size;
+
+    /// <summary>
+    /// Streams <paramref name="content"/> into a file (any size) and says where it went: the
+    /// sandbox's own absolute path and the size written. With <paramref name="length"/> the upload
+    /// is sent with its length instead of in chunks.
+    /// </summary>
+    public Task<WrittenFile> UploadFileAsync(string path, Stream content, long? length = null, CancellationToken cancellationToken = default)
+    {
+        var body = new StreamContent(content, 64 * 1024);
+        body.Headers.ContentLength = length;
+        return PutFileAsync(path, body, cancellationToken);
+    }
 
     /// <summary>Recursive listing (symlinks not followed).</summary>
     public async Task<IReadOnlyList<FileEntry>> ListFilesAsync(string path = "/", CancellationToken cancellationToken = default)
@@ -208,13 +231,13 @@ public sealed class Sandbox
         return await _client.SendAsync(request, completion, cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<long> PutFileAsync(string path, HttpContent content, CancellationToken cancellationToken)
+    private async Task<WrittenFile> PutFileAsync(string path, HttpContent content, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(HttpMethod.Put, $"{Path}/files?path={Uri.EscapeDataString(path)}") { Content = content };
         content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/octet-stream");
         using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
         using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
-        return doc.RootElement.GetProperty("size").GetInt64();
+        return new WrittenFile(doc.RootElement.GetProperty("path").GetString()!, doc.RootElement.GetProperty("size").GetInt64());
     }
 
     private async Task SendStdinAsync(string id, ReadOnlyMemory<byte> data, bool close, CancellationToken cancellationToken)
