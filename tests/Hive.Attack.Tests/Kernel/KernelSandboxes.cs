@@ -46,20 +46,10 @@ public sealed class KernelSandboxes
     }
 
     /// <summary>Runs a shell command as root in <paramref name="sandbox"/>.</summary>
-    public static async Task<(int ExitCode, string Stdout, string Stderr)> ShAsync(string sandbox, string command)
-    {
-        var result = await Controller.ExecAsync(sandbox, command, timeout: 120);
-        return (result.GetProperty("exit_code").GetInt32(), result.GetProperty("stdout").GetString() ?? string.Empty, result.GetProperty("stderr").GetString() ?? string.Empty);
-    }
+    public static Task<(int ExitCode, string Stdout, string Stderr)> ShAsync(string sandbox, string command) => Probe.ShAsync(Controller, sandbox, command);
 
     /// <summary>Runs <see cref="Probe.Prelude"/> + <paramref name="script"/> with the sandbox's python3, as root; returns its stdout, trimmed.</summary>
-    public static async Task<string> PythonAsync(string sandbox, string script)
-    {
-        var encoded = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(Probe.Prelude + "\n" + script + "\n"));
-        var (exitCode, stdout, stderr) = await ShAsync(sandbox, $"echo {encoded} | base64 -d > /tmp/probe.py && python3 /tmp/probe.py");
-        Assert.That(exitCode, Is.Zero, $"the probe itself failed: {stdout}\n{stderr}");
-        return stdout.Trim();
-    }
+    public static Task<string> PythonAsync(string sandbox, string script) => Probe.RunAsync(Controller, sandbox, script);
 
     /// <summary>The host pid of <paramref name="sandbox"/>'s init (runc state): the host reaches into the sandbox's namespaces through it.</summary>
     public static async Task<int> InitPidAsync(string sandbox)

@@ -63,4 +63,20 @@ internal static class Probe
             except OSError as e:
                 return name(e)
         """;
+
+    /// <summary>Runs a shell command as root in <paramref name="sandbox"/>.</summary>
+    public static async Task<(int ExitCode, string Stdout, string Stderr)> ShAsync(ControllerProcess controller, string sandbox, string command)
+    {
+        var result = await controller.ExecAsync(sandbox, command, timeout: 120);
+        return (result.GetProperty("exit_code").GetInt32(), result.GetProperty("stdout").GetString() ?? string.Empty, result.GetProperty("stderr").GetString() ?? string.Empty);
+    }
+
+    /// <summary>Runs <see cref="Prelude"/> + <paramref name="script"/> with the sandbox's python3, as root; its stdout, trimmed.</summary>
+    public static async Task<string> RunAsync(ControllerProcess controller, string sandbox, string script)
+    {
+        var encoded = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(Prelude + "\n" + script + "\n"));
+        var (exitCode, stdout, stderr) = await ShAsync(controller, sandbox, $"echo {encoded} | base64 -d > /tmp/probe.py && python3 /tmp/probe.py");
+        Assert.That(exitCode, Is.Zero, $"the probe itself failed: {stdout}\n{stderr}");
+        return stdout.Trim();
+    }
 }

@@ -30,14 +30,7 @@ public sealed class SyscallSandboxes
     }
 
     /// <summary>Runs <see cref="Kernel.Probe.Prelude"/> + <paramref name="script"/> with the sandbox's python3, as root; its stdout, trimmed.</summary>
-    public static async Task<string> PythonAsync(string script)
-    {
-        var encoded = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(Kernel.Probe.Prelude + "\n" + script + "\n"));
-        var result = await Controller.ExecAsync(Sandbox, $"echo {encoded} | base64 -d > /tmp/probe.py && python3 /tmp/probe.py", timeout: 120);
-        var stdout = result.GetProperty("stdout").GetString() ?? string.Empty;
-        Assert.That(result.GetProperty("exit_code").GetInt32(), Is.Zero, $"the probe itself failed: {stdout}\n{result.GetProperty("stderr").GetString()}");
-        return stdout.Trim();
-    }
+    public static Task<string> PythonAsync(string script) => Kernel.Probe.RunAsync(Controller, Sandbox, script);
 
     /// <summary>The same probe with the host's python3, outside any sandbox: the kernel's own answer, to show an attempt is not vacuous.</summary>
     public static async Task<string> OnHostAsync(string script)
