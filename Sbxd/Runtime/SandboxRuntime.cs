@@ -386,6 +386,10 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
             problems.Add(ex.Message);
         }
 
+        // The rootfs first (with a user namespace it is mounted in the runtime dir, outside the state
+        // dir): its overlay holds the disk's file system, whose unmount would otherwise be lazy and
+        // its loop device linger until the overlay went.
+        UserNamespace.RemoveRuntimeDir(problems);
         foreach (var mount in Libc.MountsUnder(layout.StateDir))
         {
             if (Libc.umount2(mount, 0) != 0 && Libc.umount2(mount, Libc.MNT_DETACH) != 0)
@@ -395,7 +399,6 @@ internal sealed partial class SandboxRuntime(SandboxLayout layout, ILogger<Sandb
         }
 
         await Disk.TearDownAsync(problems, cancellationToken);
-        UserNamespace.RemoveRuntimeDir(problems);
         await Network.TearDownAsync(problems, cancellationToken);
         if (File.Exists(layout.NetnsPath))
         {
