@@ -11,25 +11,8 @@ public sealed class CallerPermissionTests
 {
     private const int Nobody = 65534;
 
-    /// <summary>Runs a Python script (the system one: root's PATH may lead into /root) as uid/gid 65534 with the given supplementary groups; one "name=result" line per attempt.</summary>
-    private static async Task<Dictionary<string, string>> AsNobodyAsync(string script, params int[] groups)
-    {
-        var prelude = """
-            import os, sys, errno
-            def attempt(name, f):
-                try:
-                    r = f()
-                    print(f"{name}=ok" if r is None else f"{name}={r}")
-                except OSError as e:
-                    print(f"{name}={errno.errorcode[e.errno]}")
-            """;
-        string[] identity = groups.Length == 0
-            ? ["--reuid", $"{Nobody}", "--regid", $"{Nobody}", "--clear-groups"]
-            : ["--reuid", $"{Nobody}", "--regid", $"{Nobody}", "--groups", string.Join(',', groups)];
-        var (code, output) = await GovernedMountTests.RunAsync("setpriv", [.. identity, "/usr/bin/python3", "-c", prelude + "\n" + script]);
-        Assert.That(code, Is.Zero, output);
-        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.Contains('=')).ToDictionary(l => l[..l.IndexOf('=')], l => l[(l.IndexOf('=') + 1)..]);
-    }
+    /// <summary>Runs a Python script as uid/gid 65534 with the given supplementary groups; one "name=result" line per attempt.</summary>
+    private static Task<Dictionary<string, string>> AsNobodyAsync(string script, params int[] groups) => AsUser.RunAsync(Nobody, script, [.. groups.Select(g => (uint)g)]);
 
     [Test]
     public async Task A_user_other_than_root_gets_what_the_modes_allow_and_owns_what_it_creates()

@@ -15,24 +15,7 @@ public sealed class IdMapTests
     private static string[] Map(uint rangeBase) => ["--id-map", $"{rangeBase}:65536"];
 
     /// <summary>Runs a Python script as host uid/gid <paramref name="uid"/> (groups as given); one "name=result" line per attempt.</summary>
-    private static async Task<Dictionary<string, string>> AsAsync(uint uid, string script, params uint[] groups)
-    {
-        var prelude = """
-            import os, sys, errno
-            def attempt(name, f):
-                try:
-                    r = f()
-                    print(f"{name}=ok" if r is None else f"{name}={r}")
-                except OSError as e:
-                    print(f"{name}={errno.errorcode[e.errno]}")
-            """;
-        string[] identity = groups.Length == 0
-            ? ["--reuid", $"{uid}", "--regid", $"{uid}", "--clear-groups"]
-            : ["--reuid", $"{uid}", "--regid", $"{uid}", "--groups", string.Join(',', groups)];
-        var (code, output) = await GovernedMountTests.RunAsync("setpriv", [.. identity, "/usr/bin/python3", "-c", prelude + "\n" + script]);
-        Assert.That(code, Is.Zero, output);
-        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.Contains('=')).ToDictionary(l => l[..l.IndexOf('=')], l => l[(l.IndexOf('=') + 1)..]);
-    }
+    private static Task<Dictionary<string, string>> AsAsync(uint uid, string script, params uint[] groups) => AsUser.RunAsync(uid, script, groups);
 
     private static async Task<string> OwnerAsync(string path)
     {
